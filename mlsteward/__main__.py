@@ -1,0 +1,5 @@
+"""Run ``python -m mlsteward``."""
+
+from mlsteward.cli import main
+
+raise SystemExit(main())
