@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -32,7 +32,7 @@ EstimatorClass = Literal[
     "GradientBoostingRegressor",
     "HistGradientBoostingRegressor",
 ]
-Column = pydantic.constr(pattern=base.COLUMN_PATTERN, max_length=128)  # type: ignore[valid-type]
+Column = Annotated[str, pydantic.StringConstraints(pattern=base.COLUMN_PATTERN, max_length=128)]
 
 
 class DatasetSpec(base.ApiModel):
@@ -73,11 +73,11 @@ class DatasetSpec(base.ApiModel):
     Only pinned datasets are eligible for the training cache."""
     target: str = pydantic.Field(pattern=base.COLUMN_PATTERN, max_length=128)
     """The column to predict."""
-    features: list[Column] = pydantic.Field(min_length=1, max_length=512)  # type: ignore[valid-type]
+    features: list[Column] = pydantic.Field(min_length=1, max_length=512)
     """Columns the model may use as inputs, in this order."""
-    categorical: list[Column] = pydantic.Field(default_factory=list, max_length=512)  # type: ignore[valid-type]
+    categorical: list[Column] = pydantic.Field(default_factory=list, max_length=512)
     """Features to one-hot encode; every other feature is numeric."""
-    sensitive: list[Column] = pydantic.Field(default_factory=list, max_length=64)  # type: ignore[valid-type]
+    sensitive: list[Column] = pydantic.Field(default_factory=list, max_length=64)
     """Columns never used as inputs but kept to measure fairness and proxy leakage."""
 
 
@@ -151,7 +151,7 @@ class ProtectedAttributePolicy(base.ApiModel):
     preset: Literal["us-regulation-b", "none"] = "us-regulation-b"
     """Built-in list: US Regulation B's protected classes (race, color, religion, national
     origin, sex, marital status, age, public assistance) with common synonyms."""
-    additional: list[Column] = pydantic.Field(default_factory=list, max_length=128)  # type: ignore[valid-type]
+    additional: list[Column] = pydantic.Field(default_factory=list, max_length=128)
     """Further column names treated as protected."""
     exceptions: list[PolicyException] = pydantic.Field(default_factory=list, max_length=16)
     """Approved exceptions, each allowing one protected attribute as an input."""
@@ -175,7 +175,9 @@ class ParityLimits(base.ApiModel):
 class ArtifactStoreSpec(base.ApiModel):
     """Where artifacts are written: a PersistentVolumeClaim mounted into Jobs and serving pods."""
 
-    claim_name: str = pydantic.Field(default="mlsteward-artifacts", pattern=base.DNS_LABEL_PATTERN, max_length=63)
+    claim_name: str = pydantic.Field(
+        default="mlsteward-artifacts", pattern=base.DNS_LABEL_PATTERN, max_length=63
+    )
     """PersistentVolumeClaim holding the content-addressed artifact store."""
 
 

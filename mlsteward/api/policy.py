@@ -15,13 +15,25 @@ US_REGULATION_B: dict[str, tuple[str, ...]] = {
     "color": ("color", "colour", "skin_color", "skin_colour", "skin_tone"),
     "religion": ("religion", "religious_affiliation", "faith", "denomination"),
     "national origin": (
-        "national_origin", "nationality", "country_of_birth", "birth_country", "citizenship",
+        "national_origin",
+        "nationality",
+        "country_of_birth",
+        "birth_country",
+        "citizenship",
         "ancestry",
     ),
     "sex": ("sex", "gender", "gender_identity", "sexual_orientation"),
     "marital status": ("marital_status", "married", "marriage_status", "civil_status", "spouse"),
-    "age": ("age", "age_years", "age_in_years", "date_of_birth", "birth_date", "dob", "birth_year",
-            "year_of_birth"),
+    "age": (
+        "age",
+        "age_years",
+        "age_in_years",
+        "date_of_birth",
+        "birth_date",
+        "dob",
+        "birth_year",
+        "year_of_birth",
+    ),
     "public assistance": ("public_assistance", "welfare", "receives_public_assistance"),
 }
 
@@ -45,7 +57,9 @@ def protected_name_regex(preset: str = "us-regulation-b") -> str:
     return "^(" + "|".join(_synonym_regex(s) for s in synonyms) + ")$"
 
 
-def protected_class(column: str, preset: str = "us-regulation-b", additional: tuple[str, ...] = ()) -> str | None:
+def protected_class(
+    column: str, preset: str = "us-regulation-b", additional: tuple[str, ...] = ()
+) -> str | None:
     """The protected class a column name falls under, or None."""
     name = normalise(column)
     if name in {normalise(a) for a in additional}:

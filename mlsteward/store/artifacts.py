@@ -15,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -178,7 +179,6 @@ def _fsync(path: pathlib.Path) -> None:
 
 
 def _fsync_dir(path: pathlib.Path) -> None:
-    try:
+    # Some file systems refuse fsync on directories; the rename is atomic all the same.
+    with contextlib.suppress(OSError):
         _fsync(path)
-    except OSError:  # some file systems refuse fsync on directories; rename is still atomic
-        pass
