@@ -1,0 +1,93 @@
+"""One error family for the trainer, each carrying a reason from the closed list in contracts §3.
+
+Every failure the trainer knows about is a :class:`TrainingError`; the runner turns it into the
+outcome line, and the exit code follows from the reason: 2 for bad input (data, spec, policy,
+digest, estimator), 1 for everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Reason = Literal[
+    "DataInvalid",
+    "PolicyViolation",
+    "GateFailed",
+    "ParityFailed",
+    "DigestMismatch",
+    "EstimatorInvalid",
+    "InternalError",
+]
+REASONS: tuple[Reason, ...] = (
+    "DataInvalid",
+    "PolicyViolation",
+    "GateFailed",
+    "ParityFailed",
+    "DigestMismatch",
+    "EstimatorInvalid",
+    "InternalError",
+)
+# Bad input: the caller can fix it by changing the spec or the data.
+_BAD_INPUT: frozenset[Reason] = frozenset(
+    {"DataInvalid", "PolicyViolation", "DigestMismatch", "EstimatorInvalid"}
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class TrainingError(Exception):
+    """A training run that cannot produce an artifact, with the reason the operator reports."""
+
+    reason: Reason = "InternalError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self.reason)
+
+
+class DataInvalid(TrainingError):
+    """The spec cannot be read, or the dataset is unreadable or does not match the spec."""
+
+    reason: Reason = "DataInvalid"
+
+
+class PolicyViolation(TrainingError):
+    """A protected or sensitive column would become a model input."""
+
+    reason: Reason = "PolicyViolation"
+
+
+class DigestMismatch(TrainingError):
+    """The dataset's sha256 differs from the digest pinned in the spec."""
+
+    reason: Reason = "DigestMismatch"
+
+
+class EstimatorInvalid(TrainingError):
+    """The estimator is not allow-listed, or its parameters are unknown or invalid."""
+
+    reason: Reason = "EstimatorInvalid"
+
+
+class ParityFailed(TrainingError):
+    """The ONNX model disagrees with the fitted pipeline beyond the spec's parity limits."""
+
+    reason: Reason = "ParityFailed"
+
+
+class InternalError(TrainingError):
+    """Anything else: a bug, a conversion failure, a store that cannot be written."""
+
+    reason: Reason = "InternalError"
+
+
+def exit_code_for(reason: Reason | None) -> int:
+    if reason is None or reason == "GateFailed":
+        return EXIT_OK
+    return EXIT_BAD_INPUT if reason in _BAD_INPUT else EXIT_FAILED

@@ -1,0 +1,63 @@
+"""The outcome object (contracts §3): one JSON line on stdout, the same under 4 KiB as the
+pod's termination message, optionally a file."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any
+
+import orjson
+
+from mlsteward.training import errors
+
+MAX_TERMINATION_BYTES = 4096
+_MESSAGE_LIMIT = 1500
+
+
+def build(
+    *,
+    reason: errors.Reason | None,
+    message: str,
+    artifact: dict[str, str] | None = None,
+    dataset_sha256: str | None = None,
+    spec_hash: str | None = None,
+    metrics: dict[str, float] | None = None,
+    gates: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if len(message) > _MESSAGE_LIMIT:
+        message = message[: _MESSAGE_LIMIT - 3] + "..."
+    return {
+        "outcome": "succeeded" if artifact is not None else "failed",
+        "reason": reason,
+        "message": message,
+        "artifact": artifact,
+        "dataset_sha256": dataset_sha256,
+        "spec_hash": spec_hash,
+        "metrics": {k: v for k, v in (metrics or {}).items() if v == v},  # drop NaN
+        "gates": gates,
+    }
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    data = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    if len(data) >= MAX_TERMINATION_BYTES:
+        # Never exceed the kubelet's limit: keep the decision, shorten the words.
+        slim = {**document, "message": document["message"][:200], "metrics": {}}
+        data = orjson.dumps(slim, option=orjson.OPT_SORT_KEYS)
+    return data
+
+
+def emit(
+    document: dict[str, Any], output_json: pathlib.Path | None, termination_path: pathlib.Path | None
+) -> None:
+    line = encode(document)
+    sys.stdout.buffer.write(line + b"\n")
+    sys.stdout.flush()
+    for path in (output_json, termination_path):
+        if path is None:
+            continue
+        try:
+            path.write_bytes(line)
+        except OSError as error:
+            print(f"mlsteward train: cannot write the outcome to {path}: {error}", file=sys.stderr)

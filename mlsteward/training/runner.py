@@ -1,0 +1,344 @@
+"""The training run, stage by stage: spec → data → policy → fit → ONNX → parity → reports → artifact.
+
+Each stage lives in its own module; this one only orders them, times them (to stderr), and
+decides the outcome. Nothing reaches the artifact location unless every stage before writing
+succeeded; the write itself is atomic (``write_artifact``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlsteward.api import model as api_model
+from mlsteward.store import artifacts
+from mlsteward.training import (
+    card,
+    conversion,
+    data,
+    errors,
+    fairness,
+    lineage,
+    metrics,
+    outcome,
+    pipeline,
+    policy,
+    profiles,
+    proxies,
+    settings,
+    specs,
+)
+
+log = logging.getLogger("mlsteward.training")
+
+
+@dataclasses.dataclass
+class _Context:
+    """What is known so far, so a failure can still report the digest and spec hash."""
+
+    dataset_sha256: str | None = None
+    spec_hash: str | None = None
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    log.info("stage %s took %.3f s", name, time.perf_counter() - started)
+
+
+def run(config: settings.TrainSettings) -> tuple[dict[str, Any], int]:
+    """Train once; return the outcome object and the exit code. Never raises."""
+    context = _Context()
+    try:
+        document = _train(config, context)
+    except errors.TrainingError as error:
+        log.error("training failed (%s): %s", error.reason, error.message)
+        document = outcome.build(
+            reason=error.reason,
+            message=error.message,
+            dataset_sha256=context.dataset_sha256,
+            spec_hash=context.spec_hash,
+        )
+        return document, error.exit_code
+    except Exception as error:
+        log.exception("training failed with an unexpected error")
+        document = outcome.build(
+            reason="InternalError",
+            message=f"{type(error).__name__}: {error}",
+            dataset_sha256=context.dataset_sha256,
+            spec_hash=context.spec_hash,
+        )
+        return document, errors.EXIT_FAILED
+    return document, errors.EXIT_OK
+
+
+def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
+    with _stage("spec"):
+        spec = specs.parse_spec(specs.read_spec_text(config.spec_path, config.spec_text))
+        context.spec_hash = specs.spec_hash(spec)
+        dataset_spec = spec.dataset
+        features, categorical = list(dataset_spec.features), list(dataset_spec.categorical)
+        policy.enforce(features, spec, "the spec's features")
+        estimator = pipeline.build_estimator(spec.estimator)
+    with _stage("read"):
+        raw = data.fetch(dataset_spec.uri, dataset_spec.format, dataset_spec.sha256)
+        context.dataset_sha256 = raw.sha256
+        columns = [dataset_spec.target, *features, *dataset_spec.sensitive]
+        frame = data.validate(data.parse(raw, columns), spec)
+        del raw
+    seed = spec.estimator.seed
+    target = frame[dataset_spec.target].to_numpy()
+    with _stage("split"):
+        split = pipeline.split(target, spec.task, spec.split.test_fraction, seed)
+        train, test = (
+            frame.iloc[split.train].reset_index(drop=True),
+            frame.iloc[split.test].reset_index(drop=True),
+        )
+    sensitive_present = [c for c in dataset_spec.sensitive if c in frame.columns]
+    proxy_reports = _proxy_reports(frame, spec, sensitive_present, config.proxy_sample_rows)
+    with _stage("feature profile"):
+        feature_profile = profiles.build_features(train, features, categorical)
+    with _stage("fit"):
+        model = pipeline.build_pipeline(estimator, features, categorical)
+        pipeline.fit(model, train[features], train[dataset_spec.target].to_numpy())
+    policy.enforce([str(c) for c in model.feature_names_in_], spec, "the fitted pipeline's inputs")
+    with _stage("convert"):
+        model_bytes = conversion.to_onnx(model, features, categorical, spec.task)
+        graph_inputs = conversion.input_names(model_bytes)
+        policy.enforce(graph_inputs, spec, "the ONNX graph's inputs")
+        if graph_inputs != features:
+            raise errors.InternalError(f"ONNX inputs {graph_inputs} differ from the features {features}")
+    with _stage("parity"):
+        reference = conversion.predict_sklearn(model, test[features], spec.task)
+        served = conversion.predict_onnx(
+            model_bytes, conversion.feeds(test, features, categorical), spec.task
+        )
+        parity = conversion.parity(reference, served, spec.parity, spec.task)
+        if not parity["passed"]:
+            raise errors.ParityFailed(
+                "ONNX model disagrees with scikit-learn: " + "; ".join(parity["breaches"])
+            )
+    with _stage("prediction profile"):
+        on_train = conversion.predict_onnx(
+            model_bytes, conversion.feeds(train, features, categorical), spec.task
+        )
+        prediction_profile = profiles.build_prediction(spec.task, on_train.labels, on_train.values)
+    classes = model.classes_ if spec.task == "classification" else None
+    with _stage("metrics and fairness"):
+        holdout = _holdout_metrics(spec.task, test[dataset_spec.target].to_numpy(), served, classes)
+        fairness_reports = _fairness_reports(frame, split.test, spec, served, test, classes)
+        gates = _gates(spec, holdout, fairness_reports)
+    with _stage("write"):
+        digest, uri = _write(
+            config,
+            spec,
+            context,
+            raw_uri=dataset_spec.uri,
+            model=model,
+            model_bytes=model_bytes,
+            classes=classes,
+            split=split,
+            frame_rows=len(frame),
+            holdout=holdout,
+            parity=parity,
+            fairness_reports=fairness_reports,
+            proxy_reports=proxy_reports,
+            gates=gates,
+            profile={**feature_profile, "prediction": prediction_profile},
+        )
+    summary = {k: gates[k] for k in ("quality", "fairness", "promotable")}
+    message = "artifact written; every gate passed" if gates["promotable"] else _gate_message(gates)
+    return outcome.build(
+        reason=None if gates["promotable"] else "GateFailed",
+        message=message,
+        artifact={"digest": digest, "uri": uri},
+        dataset_sha256=context.dataset_sha256,
+        spec_hash=context.spec_hash,
+        metrics=holdout,
+        gates=summary,
+    )
+
+
+def _proxy_reports(
+    frame: pd.DataFrame, spec: api_model.ModelSpec, columns: list[str], max_rows: int
+) -> dict[str, Any]:
+    with _stage("proxies"):
+        dataset_spec = spec.dataset
+        return {
+            column: proxies.score(
+                frame,
+                frame[column],
+                list(dataset_spec.features),
+                list(dataset_spec.categorical),
+                max_rows,
+                spec.estimator.seed,
+                spec.protected_attributes.max_proxy_roc_auc,
+            )
+            for column in columns
+        }
+
+
+def _holdout_metrics(
+    task: str, y_true: np.ndarray[Any, Any], served: conversion.Predictions, classes: Any
+) -> dict[str, float]:
+    if task == "classification":
+        assert served.labels is not None
+        return metrics.classification(y_true, served.labels, served.values, np.asarray(classes))
+    return metrics.regression(y_true, served.values)
+
+
+def _fairness_reports(
+    frame: pd.DataFrame,
+    test_rows: np.ndarray[Any, Any],
+    spec: api_model.ModelSpec,
+    served: conversion.Predictions,
+    test: pd.DataFrame,
+    classes: Any,
+) -> dict[str, Any]:
+    gates = spec.fairness_gates
+    binary = spec.task == "classification" and classes is not None and len(classes) == 2
+    y_pos = pred_pos = None
+    if binary:
+        positive = str(classes[1])
+        assert served.labels is not None
+        y_pos = test[spec.dataset.target].to_numpy().astype(str) == positive
+        pred_pos = served.labels.astype(str) == positive
+    reports: dict[str, Any] = {}
+    for column in spec.dataset.sensitive:
+        if column not in frame.columns:
+            reports[column] = fairness.absent_report(gates)
+            continue
+        groups = fairness.group_labels(frame[column])[test_rows]
+        reports[column] = fairness.column_report(groups, y_pos, pred_pos, gates)
+    return reports
+
+
+def _gates(spec: api_model.ModelSpec, holdout: dict[str, float], reports: dict[str, Any]) -> dict[str, Any]:
+    quality = metrics.quality_gates(spec.quality_gates, holdout)
+    fairness_status = fairness.overall(reports, spec.fairness_gates)
+    return {
+        "quality": quality["status"],
+        "fairness": fairness_status,
+        "promotable": quality["status"] == "passed" and fairness_status == "passed",
+        "quality_checks": quality["checks"],
+        "fairness_checks": {c: r.get("checks", []) for c, r in reports.items()},
+    }
+
+
+def _gate_message(gates: dict[str, Any]) -> str:
+    parts = [
+        f"{c['gate']} {c['status']} (value {c['value']}, limit {c['limit']})"
+        for c in gates["quality_checks"]
+        if c["status"] != "passed"
+    ]
+    for column, checks in gates["fairness_checks"].items():
+        parts += [
+            f"{column}: {c['gate']} {c['status']} (value {c['value']}, limit {c['limit']})"
+            for c in checks
+            if c["status"] != "passed"
+        ]
+    if gates["fairness"] == "inconclusive" and not any(":" in p for p in parts):
+        parts.append("fairness inconclusive (small groups or sensitive columns missing)")
+    return "artifact kept for audit but not promotable: " + "; ".join(parts)
+
+
+def _write(
+    config: settings.TrainSettings,
+    spec: api_model.ModelSpec,
+    context: _Context,
+    *,
+    raw_uri: str,
+    model: Any,
+    model_bytes: bytes,
+    classes: Any,
+    split: pipeline.Split,
+    frame_rows: int,
+    holdout: dict[str, float],
+    parity: dict[str, Any],
+    fairness_reports: dict[str, Any],
+    proxy_reports: dict[str, Any],
+    gates: dict[str, Any],
+    profile: dict[str, Any],
+) -> tuple[str, str]:
+    dataset_spec = spec.dataset
+    categorical = set(dataset_spec.categorical)
+    class_names = [str(c) for c in classes] if classes is not None else None
+    schema = {
+        "task": spec.task,
+        "target": dataset_spec.target,
+        "features": [
+            {"name": f, "kind": "categorical" if f in categorical else "numeric"}
+            for f in dataset_spec.features
+        ],
+        "classes": class_names,
+        "positive_class": class_names[1] if class_names is not None and len(class_names) == 2 else None,
+        "sensitive": list(dataset_spec.sensitive),
+    }
+    assert context.dataset_sha256 is not None and context.spec_hash is not None
+    dataset = {"uri": raw_uri, "sha256": context.dataset_sha256, "rows": frame_rows}
+    split_info = {
+        "seed": spec.estimator.seed,
+        "test_fraction": spec.split.test_fraction,
+        "stratified": split.stratified,
+        "train_rows": len(split.train),
+        "test_rows": len(split.test),
+    }
+    estimator = {
+        "class_name": spec.estimator.class_name,
+        "params": pipeline.effective_params(model.steps[-1][1]),
+    }
+    exceptions = policy.exceptions_used(dataset_spec.features, spec)
+    gate_summary = {k: gates[k] for k in ("quality", "fairness", "promotable")}
+    model_card = card.build(
+        name=config.name,
+        spec=spec,
+        dataset=dataset,
+        split=split_info,
+        estimator=estimator,
+        metrics=holdout,
+        fairness=fairness_reports,
+        proxies=proxy_reports,
+        gates=gate_summary,
+        policy_exceptions=exceptions,
+    )
+    record = lineage.build(
+        name=config.name,
+        namespace=config.namespace,
+        dataset=dataset,
+        spec_hash=context.spec_hash,
+        seed=spec.estimator.seed,
+        split=split_info,
+        estimator=estimator,
+        policy_exceptions=exceptions,
+        image_digest=config.image_digest,
+        model_onnx_sha256=artifacts.sha256_bytes(model_bytes),
+    )
+    report = {
+        "holdout": holdout,
+        "parity": parity,
+        "fairness": fairness_reports,
+        "proxies": proxy_reports,
+        "gates": gates,
+    }
+    files: dict[str, bytes] = {
+        "model.onnx": model_bytes,
+        "schema.json": artifacts.canonical_json(schema),
+        "profile.json": artifacts.canonical_json(profile),
+        "metrics.json": artifacts.canonical_json(report),
+        "lineage.json": artifacts.canonical_json(record),
+        "card.json": artifacts.canonical_json(model_card),
+        "card.md": card.to_markdown(model_card).encode(),
+    }
+    try:
+        ref = artifacts.write_artifact(config.store, files)
+    except (OSError, artifacts.ArtifactError) as error:
+        raise errors.InternalError(f"cannot write the artifact under {config.store}: {error}") from error
+    return ref.digest, ref.uri
