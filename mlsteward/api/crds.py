@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 import yaml
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from mlsteward.api import CATEGORY, GROUP, VERSION, resources
 
@@ -20,6 +23,23 @@ _KOPF_STATUS = {
     "x-kubernetes-preserve-unknown-fields": True,
     "description": "The operator framework's own progress records (internal).",
 }
+
+
+class _FactoryDefaults(GenerateJsonSchema):
+    """Write ``default: {}`` / ``default: []`` for fields built by a default factory.
+
+    The API server then fills nested objects in, and their own scalar defaults with them, so
+    a stored object shows its effective settings and CEL rules can rely on ``has()``.
+    """
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            produced = factory()  # type: ignore[call-arg]
+            empty: object = {} if isinstance(produced, pydantic.BaseModel | dict) else []
+            inner = self.generate_inner(schema["schema"])
+            return {**inner, "default": empty}
+        return super().default_schema(schema)
 
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
@@ -73,7 +93,7 @@ def _structural(node: Any) -> Any:
 
 def openapi_schema(model: type[Any]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of one pydantic model."""
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_FactoryDefaults)
     defs = raw.get("$defs", {})
     schema: dict[str, Any] = _structural(_resolve(raw, defs))
     return schema

@@ -226,9 +226,10 @@ class ModelSpec(base.ApiModel):
                 ".estimator.className",
             ),
             base.cel(
-                "!has(self.protectedAttributes) || self.protectedAttributes.preset == 'none' || "
+                "(has(self.protectedAttributes) && has(self.protectedAttributes.preset) && "
+                "self.protectedAttributes.preset == 'none') || "
                 f"self.dataset.features.all(f, !f.lowerAscii().matches('{_PROTECTED}') || "
-                "(has(self.protectedAttributes.exceptions) && "
+                "(has(self.protectedAttributes) && has(self.protectedAttributes.exceptions) && "
                 "self.protectedAttributes.exceptions.exists(e, e.attribute == f)))",
                 "a feature is a protected attribute (US Regulation B: race, color, religion, national "
                 "origin, sex, marital status, age, public assistance, or a synonym) and no approved "

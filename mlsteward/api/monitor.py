@@ -25,7 +25,7 @@ class Window(base.ApiModel):
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
             base.cel(
-                "self.minSamples <= self.size",
+                "!has(self.minSamples) || !has(self.size) || self.minSamples <= self.size",
                 "minSamples cannot exceed the window size: no window could ever reach a verdict",
                 ".minSamples",
             ),

@@ -68,20 +68,21 @@ def test_a_job_runs_on_a_fake_node_with_a_loopback_pod_ip_and_completes(
     assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(controlplane.POD_CIDR)
 
 
-def test_a_privileged_pod_is_refused_in_a_restricted_namespace(
+def test_a_pod_without_a_restricted_security_context_is_refused_in_a_restricted_namespace(
     control_plane: controlplane.ControlPlane, namespace: str
 ) -> None:
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "privileged"},
-        "spec": {"containers": [{"name": "main", "image": "x", "securityContext": {"privileged": True}}]},
+        "metadata": {"name": "unrestricted"},
+        "spec": {"containers": [{"name": "main", "image": "x"}]},
     }
     result = control_plane.kubectl(
         "apply", "-n", namespace, "-f", "-", input_text=yaml.safe_dump(pod), check=False
     )
     assert result.returncode != 0
     assert 'violates PodSecurity "restricted' in result.stderr
+    assert "runAsNonRoot" in result.stderr
 
 
 def test_deleting_an_owner_garbage_collects_its_children(
