@@ -322,6 +322,10 @@ class ModelVersion(base.ApiModel):
     """The training Job that produced it."""
     created_at: str | None = pydantic.Field(default=None, json_schema_extra={"format": "date-time"})
     """When the version was started."""
+    generation: int | None = pydantic.Field(default=None, ge=1)
+    """The Model's metadata.generation this version was started for."""
+    retrain_token: str | None = pydantic.Field(default=None, max_length=128)
+    """The mlsteward.io/retrain annotation's value that requested this version, if any."""
 
 
 class ModelAliases(base.ApiModel):
