@@ -1,7 +1,8 @@
 """Build the control-plane binaries from the Go module proxy into a versioned cache.
 
 There is no Docker engine and no binary download site on our machines, only the Go module
-proxy. So etcd, the Kubernetes components, kubectl, KWOK and Helm are compiled here, once,
+proxy. So etcd, the Kubernetes components, kubectl, KWOK, Helm and MinIO (the S3-compatible
+server of the object-store tests) are compiled here, once,
 into ``<cache>/bin/<tool>-<version>/`` and reused. A finished tool directory holds a
 ``.complete`` marker written last, so an interrupted build never looks finished.
 
@@ -11,8 +12,10 @@ environment exists.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import json
 import os
 import pathlib
@@ -22,11 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v4.3.1"
+# MinIO publishes no semver tags; this is the module proxy's pseudo-version of 2026-02-12.
+MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
@@ -76,11 +82,20 @@ class Toolchain:
     def helm_dir(self) -> pathlib.Path:
         return self.cache / "bin" / f"helm-{HELM_VERSION}"
 
+    @property
+    def minio_dir(self) -> pathlib.Path:
+        return self.cache / "bin" / f"minio-{MINIO_VERSION}"
+
     def binary(self, name: str) -> pathlib.Path:
         """Path of one built binary by its command name."""
         if name in KUBERNETES_COMMANDS:
             return self.kubernetes_dir / name
-        directories = {"etcd": self.etcd_dir, "kwok": self.kwok_dir, "helm": self.helm_dir}
+        directories = {
+            "etcd": self.etcd_dir,
+            "kwok": self.kwok_dir,
+            "helm": self.helm_dir,
+            "minio": self.minio_dir,
+        }
         if name not in directories:
             raise KeyError(f"unknown control-plane tool {name!r}")
         return directories[name] / name
@@ -92,7 +107,7 @@ class Toolchain:
     def is_complete(self) -> bool:
         return all(
             (d / ".complete").is_file()
-            for d in (self.kubernetes_dir, self.etcd_dir, self.kwok_dir, self.helm_dir)
+            for d in (self.kubernetes_dir, self.etcd_dir, self.kwok_dir, self.helm_dir, self.minio_dir)
         )
 
 
@@ -249,12 +264,43 @@ def _build_helm(tc: Toolchain, go: str, env: dict[str, str], log: pathlib.Path) 
     )
 
 
+def _build_minio(tc: Toolchain, go: str, env: dict[str, str], log: pathlib.Path) -> None:
+    # The S3-compatible server the object-store tests run against; not a control-plane part.
+    _go_install(
+        tc,
+        go,
+        env,
+        log,
+        package=f"github.com/minio/minio@{MINIO_VERSION}",
+        target=tc.minio_dir,
+        ldflags="-s -w",
+    )
+
+
 def build(cache: pathlib.Path | None = None, *, echo: bool = True) -> Toolchain:
     """Build every missing tool; return where they are. Does nothing when all are present."""
     tc = Toolchain((cache or default_cache_dir()).resolve())
     tc.cache.mkdir(parents=True, exist_ok=True)
     if tc.is_complete():
         return tc
+    # Several processes (test sessions, the demo) may ask at once: one builds, the rest wait.
+    with _exclusive(tc.cache / "build.lock"):
+        if not tc.is_complete():
+            _build_missing(tc, echo=echo)
+    return tc
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: pathlib.Path) -> Iterator[None]:
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_missing(tc: Toolchain, *, echo: bool) -> None:
     go = find_go()
     env = _go_environment(tc.cache)
     log = tc.cache / "build.log"
@@ -263,6 +309,7 @@ def build(cache: pathlib.Path | None = None, *, echo: bool = True) -> Toolchain:
         ("kwok", tc.kwok_dir, _build_kwok),
         ("helm", tc.helm_dir, _build_helm),
         ("kubernetes", tc.kubernetes_dir, _build_kubernetes),
+        ("minio", tc.minio_dir, _build_minio),
     )
     for name, directory, step in steps:
         if (directory / ".complete").is_file():
@@ -279,7 +326,6 @@ def build(cache: pathlib.Path | None = None, *, echo: bool = True) -> Toolchain:
                 file=sys.stderr,
                 flush=True,
             )
-    return tc
 
 
 if __name__ == "__main__":

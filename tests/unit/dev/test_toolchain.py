@@ -10,7 +10,7 @@ from mlsteward.dev import toolchain
 
 
 def _complete(tools: toolchain.Toolchain) -> None:
-    for directory in (tools.kubernetes_dir, tools.etcd_dir, tools.kwok_dir, tools.helm_dir):
+    for directory in (tools.kubernetes_dir, tools.etcd_dir, tools.kwok_dir, tools.helm_dir, tools.minio_dir):
         directory.mkdir(parents=True)
         (directory / ".complete").write_text("0s\n")
 
