@@ -1,0 +1,233 @@
+"""Validation of the server's batches (docs/contracts.md §4) into binnable columns.
+
+Pure: no I/O, no clock, no environment. A batch is checked completely *before* anything
+touches a window, so a rejected batch changes nothing; every rejection carries a reason
+from the closed list ``REASONS`` (a metric label) and a message naming the field.
+
+Categorical columns are counted here (``collections.Counter`` runs in C) and only the
+distinct values are type-checked, which keeps the per-row cost to one dictionary update.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlsteward.monitoring import summaries
+
+Reason = Literal[
+    "malformed_json",
+    "bad_field",
+    "unknown_feature",
+    "missing_feature",
+    "length_mismatch",
+    "wrong_type",
+    "missing_storm",
+    "too_many_rows",
+    "too_large",
+]
+REASONS: tuple[Reason, ...] = (
+    "malformed_json",
+    "bad_field",
+    "unknown_feature",
+    "missing_feature",
+    "length_mismatch",
+    "wrong_type",
+    "missing_storm",
+    "too_many_rows",
+    "too_large",
+)
+ROUTES = ("champion", "challenger", "shadow")
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+MAX_VERSION_LENGTH = 64
+
+
+class BatchError(ValueError):
+    """A batch that must be rejected; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason: Reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One validated batch, ready to add to a summary."""
+
+    rows: int
+    model_version: str
+    route: str
+    request_ids: Sequence[str] | None
+    numeric: NDArray[np.float64]  # (rows, layout.numeric), NaN = missing
+    categorical: Mapping[str, Mapping[str | None, int]]  # column key -> value counts
+    labels: Sequence[str | None] | None
+    scores: Sequence[float | None] | None
+    metadata: Mapping[str, Sequence[object]]
+
+
+def parse(
+    document: object,
+    layout: summaries.Layout,
+    *,
+    max_rows: int,
+    max_missing_share: float,
+    metadata_keys: Sequence[str] = (),
+) -> Batch:
+    """Validate a decoded ``POST /v1/rows`` body; raise ``BatchError`` on anything wrong."""
+    if not isinstance(document, Mapping):
+        raise BatchError("bad_field", "the body must be a JSON object")
+    features = document.get("features")
+    if not isinstance(features, Mapping):
+        raise BatchError("bad_field", "'features' must be an object of feature name -> list of values")
+    expected = {c.name for c in layout.columns if c.role == "feature"}
+    unknown = sorted(set(features) - expected)
+    if unknown:
+        raise BatchError("unknown_feature", f"features {unknown} are not in the reference profile")
+    absent = sorted(expected - set(features))
+    if absent:
+        raise BatchError("missing_feature", f"features {absent} are missing from the batch")
+    prediction = document.get("prediction")
+    if not isinstance(prediction, Mapping):
+        raise BatchError("bad_field", "'prediction' must be an object with 'label' and 'score'")
+    request_ids = document.get("request_ids")
+    rows = _row_count(features, request_ids)
+    if rows > max_rows:
+        raise BatchError("too_many_rows", f"the batch has {rows} rows, more than the limit of {max_rows}")
+    if request_ids is not None:
+        _check_list("request_ids", request_ids, rows)
+        if not all(type(r) is str for r in request_ids):
+            raise BatchError("wrong_type", "'request_ids' must be strings")
+    version = document.get("model_version", "")
+    if not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH:
+        raise BatchError(
+            "bad_field", f"'model_version' must be a string of at most {MAX_VERSION_LENGTH} chars"
+        )
+    route = document.get("route", "champion")
+    if route not in ROUTES:
+        raise BatchError("bad_field", f"'route' must be one of {list(ROUTES)}, got {route!r}")
+
+    block = np.empty((rows, len(layout.numeric)), np.float64)
+    categorical: dict[str, Mapping[str | None, int]] = {}
+    missing = 0
+    labels: Sequence[str | None] | None = None
+    scores: Sequence[float | None] | None = None
+    for column in layout.columns:
+        if column.role == "feature":
+            values = features[column.name]
+            where = f"features.{column.name}"
+        else:
+            values = prediction.get(column.name)
+            where = f"prediction.{column.name}"
+        _check_list(where, values, rows)
+        if column.kind == "numeric":
+            _fill_numeric(block, column.numeric_index, values, where)
+            if column.role == "feature":
+                missing += int(np.count_nonzero(np.isnan(block[:, column.numeric_index])))
+            else:
+                scores = values
+        else:
+            counts = _count_categorical(values, where)
+            categorical[column.key] = counts
+            if column.role == "feature":
+                missing += counts.get(None, 0)
+            else:
+                labels = values
+    cells = rows * len(expected)
+    if cells and missing / cells > max_missing_share:
+        raise BatchError(
+            "missing_storm",
+            f"{missing} of {cells} feature values are missing, "
+            f"more than the allowed share {max_missing_share}",
+        )
+    metadata = _metadata(document.get("metadata"), rows, metadata_keys)
+    return Batch(rows, version, route, request_ids, block, categorical, labels, scores, metadata)
+
+
+def _row_count(features: Mapping[str, Any], request_ids: object) -> int:
+    if isinstance(request_ids, list):
+        return len(request_ids)
+    for values in features.values():
+        if isinstance(values, list):
+            return len(values)
+    return 0
+
+
+def _check_list(where: str, values: object, rows: int) -> None:
+    if not isinstance(values, list):
+        raise BatchError("bad_field", f"'{where}' must be a list with one entry per row")
+    if len(values) != rows:
+        raise BatchError("length_mismatch", f"'{where}' has {len(values)} entries, expected {rows}")
+
+
+def _fill_numeric(block: NDArray[np.float64], index: int, values: list[Any], where: str) -> None:
+    kinds = set(map(type, values))
+    if not kinds <= _NUMBER_TYPES:
+        wrong = sorted(k.__name__ for k in kinds - _NUMBER_TYPES)
+        raise BatchError("wrong_type", f"'{where}' must hold numbers or null, found {wrong}")
+    try:
+        block[:, index] = values  # None becomes NaN
+    except (OverflowError, ValueError) as error:
+        raise BatchError("wrong_type", f"'{where}': {error}") from error
+    if not np.isfinite(block[:, index][~np.isnan(block[:, index])]).all():
+        raise BatchError("wrong_type", f"'{where}' holds a non-finite number")
+
+
+def _count_categorical(values: list[Any], where: str) -> collections.Counter[str | None]:
+    try:
+        counts: collections.Counter[str | None] = collections.Counter(values)
+    except TypeError as error:  # an unhashable value: a list or an object
+        raise BatchError("wrong_type", f"'{where}' must hold strings or null") from error
+    for value in counts:
+        if value is not None and type(value) is not str:
+            raise BatchError(
+                "wrong_type", f"'{where}' must hold strings or null, found {type(value).__name__}"
+            )
+    return counts
+
+
+def _metadata(raw: object, rows: int, keys: Sequence[str]) -> dict[str, Sequence[object]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise BatchError("bad_field", "'metadata' must be an object of name -> list of values")
+    kept: dict[str, Sequence[object]] = {}
+    for key in keys:
+        values = raw.get(key)
+        if values is None:
+            continue
+        _check_list(f"metadata.{key}", values, rows)
+        kept[key] = values
+    return kept
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelBatch:
+    """A validated ``POST /v1/labels`` body."""
+
+    request_ids: Sequence[str]
+    labels: Sequence[str] | Sequence[float]
+
+
+def parse_labels(document: object, task: str, max_rows: int) -> LabelBatch:
+    if not isinstance(document, Mapping):
+        raise BatchError("bad_field", "the body must be a JSON object")
+    request_ids = document.get("request_ids")
+    labels = document.get("labels")
+    if not isinstance(request_ids, list) or not all(type(r) is str for r in request_ids):
+        raise BatchError("bad_field", "'request_ids' must be a list of strings")
+    if len(request_ids) > max_rows:
+        raise BatchError("too_many_rows", f"{len(request_ids)} labels, more than the limit of {max_rows}")
+    _check_list("labels", labels, len(request_ids))
+    assert isinstance(labels, list)
+    if task == "regression":
+        if not set(map(type, labels)) <= {int, float}:
+            raise BatchError("wrong_type", "'labels' must be numbers for a regression model")
+        return LabelBatch(request_ids, [float(v) for v in labels])
+    if not set(map(type, labels)) <= {str, int}:
+        raise BatchError("wrong_type", "'labels' must be class names (strings) for a classification model")
+    return LabelBatch(request_ids, [v if type(v) is str else str(v) for v in labels])

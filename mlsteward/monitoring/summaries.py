@@ -1,0 +1,262 @@
+"""Mergeable, fixed-size summaries of rows: one bucket vector for every monitored column.
+
+Pure: no I/O, no clock, no environment. Memory is O(columns x buckets), whatever the traffic.
+
+Every column (each feature, plus the prediction's ``label`` and ``score``) owns a slice of
+one int64 vector, laid out exactly like the profile's counts (docs/contracts.md §2):
+
+- numeric: ``[below, b1, ..., bk, above, missing]`` on the reference's quantile edges;
+- categorical: ``[c1, ..., cn, other, unseen, missing]`` on the reference's top categories.
+
+Merging two summaries is adding vectors, so panes of a window, replicas of a Deployment
+(through Prometheus' ``sum``) and windows over time all combine exactly. Numerics also keep
+how far rows fell outside the training range (sum of ``e0 - x`` below, ``x - ek`` above),
+which makes the Wasserstein distance exact in the tails.
+
+Numeric binning is the hot path. Instead of ``np.searchsorted`` per column (about 40 ns a
+value here), all numeric columns of a batch are binned together: a lookup table on a
+uniform grid over ``[e0, ek]`` gives a lower bound of the bucket, and one or two exact
+comparisons with the bucket's upper edge finish the job (about 10 ns a value, and exact:
+the comparisons, not the grid, decide).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlsteward.monitoring import profiles
+
+Role = Literal["feature", "prediction"]
+NUMERIC_SPECIAL = ("<below>", "<above>", "<missing>")
+CATEGORICAL_SPECIAL = ("<other>", "<unseen>", "<missing>")
+_MIN_GRID = 1024
+_MAX_GRID = 1 << 16
+_MAX_STEPS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One monitored column and where its buckets sit in the summary vector."""
+
+    role: Role
+    reference: profiles.ColumnReference
+    offset: int
+    numeric_index: int  # position among numeric columns (-1 for categoricals)
+
+    @property
+    def name(self) -> str:
+        return self.reference.name
+
+    @property
+    def kind(self) -> Literal["numeric", "categorical"]:
+        return self.reference.kind
+
+    @property
+    def size(self) -> int:
+        return len(self.reference.counts)
+
+    @property
+    def stop(self) -> int:
+        return self.offset + self.size
+
+    @property
+    def key(self) -> str:
+        """A name unique across roles: the feature name, or ``prediction.label``/``prediction.score``."""
+        return self.name if self.role == "feature" else f"prediction.{self.name}"
+
+    def bucket_names(self) -> tuple[str, ...]:
+        """Low-cardinality labels for the buckets, in vector order."""
+        ref = self.reference
+        if isinstance(ref, profiles.NumericReference):
+            bins = tuple(str(i) for i in range(1, len(ref.edges)))
+            return (NUMERIC_SPECIAL[0], *bins, *NUMERIC_SPECIAL[1:])
+        return (*ref.categories, *CATEGORICAL_SPECIAL)
+
+
+class Layout:
+    """The columns of one reference and the tables that bin rows into them."""
+
+    def __init__(self, reference: profiles.Reference) -> None:
+        entries: list[tuple[Role, profiles.ColumnReference]] = [("feature", f) for f in reference.features]
+        if reference.prediction_label is not None:
+            entries.append(("prediction", reference.prediction_label))
+        if reference.prediction_score is not None:
+            entries.append(("prediction", reference.prediction_score))
+        columns: list[Column] = []
+        offset = 0
+        numeric = 0
+        for role, ref in entries:
+            is_numeric = isinstance(ref, profiles.NumericReference)
+            columns.append(Column(role, ref, offset, numeric if is_numeric else -1))
+            offset += len(ref.counts)
+            numeric += int(is_numeric)
+        self.reference = reference
+        self.columns: tuple[Column, ...] = tuple(columns)
+        self.size = offset
+        self.numeric: tuple[Column, ...] = tuple(c for c in columns if c.kind == "numeric")
+        self.categorical: tuple[Column, ...] = tuple(c for c in columns if c.kind == "categorical")
+        self.by_key: dict[str, Column] = {c.key: c for c in columns}
+        self.reference_counts = np.concatenate([c.reference.counts for c in columns]).astype(np.int64)
+        self._binner = _NumericBinner(self)
+        self._codes: dict[str, dict[str | None, int]] = {c.key: _category_codes(c) for c in self.categorical}
+
+    def feature(self, name: str) -> Column | None:
+        column = self.by_key.get(name)
+        return column if column is not None and column.role == "feature" else None
+
+    def prediction(self, name: Literal["label", "score"]) -> Column | None:
+        return self.by_key.get(f"prediction.{name}")
+
+    def bin_numeric(self, block: NDArray[np.float64], summary: Summary) -> None:
+        """Add a ``(rows, numeric columns)`` block (NaN = missing) to ``summary``."""
+        self._binner.add(block, summary)
+
+    def bin_categorical(self, column: Column, counts: Mapping[str | None, int], summary: Summary) -> None:
+        """Add pre-counted values (``None`` = missing; every key a str or None) to ``summary``."""
+        codes = self._codes[column.key]
+        reference = column.reference
+        assert isinstance(reference, profiles.CategoricalReference)
+        default = column.size - (2 if reference.complete else 3)  # <unseen> or <other>
+        target = summary.counts
+        for value, count in counts.items():
+            target[column.offset + codes.get(value, default)] += count
+
+
+def _category_codes(column: Column) -> dict[str | None, int]:
+    ref = column.reference
+    assert isinstance(ref, profiles.CategoricalReference)
+    codes: dict[str | None, int] = {value: i for i, value in enumerate(ref.categories)}
+    codes[None] = len(ref.categories) + 2
+    return codes
+
+
+@dataclasses.dataclass
+class Summary:
+    """Bucket counts of some rows; add two to get the summary of both."""
+
+    counts: NDArray[np.int64]
+    below_excess: NDArray[np.float64]  # per numeric column: sum of (e0 - x) over rows below e0
+    above_excess: NDArray[np.float64]  # per numeric column: sum of (x - ek) over rows above ek
+    rows: int = 0
+
+    @classmethod
+    def empty(cls, layout: Layout) -> Summary:
+        n = len(layout.numeric)
+        return cls(np.zeros(layout.size, np.int64), np.zeros(n), np.zeros(n), 0)
+
+    def add(self, other: Summary) -> None:
+        self.counts += other.counts
+        self.below_excess += other.below_excess
+        self.above_excess += other.above_excess
+        self.rows += other.rows
+
+    def copy(self) -> Summary:
+        return Summary(self.counts.copy(), self.below_excess.copy(), self.above_excess.copy(), self.rows)
+
+    def column(self, column: Column) -> NDArray[np.int64]:
+        return self.counts[column.offset : column.stop]
+
+
+def merge(summaries: list[Summary], layout: Layout) -> Summary:
+    total = Summary.empty(layout)
+    for summary in summaries:
+        total.add(summary)
+    return total
+
+
+class _NumericBinner:
+    """Bins every numeric column of a block at once (see the module docstring)."""
+
+    def __init__(self, layout: Layout) -> None:
+        columns = layout.numeric
+        m = len(columns)
+        self.m = m
+        self.first = np.zeros(m)
+        self.last = np.zeros(m)
+        self.scale = np.zeros(m)
+        self.grid_max = np.zeros(m)
+        self.table_offset = np.zeros(m, np.intp)
+        self.below = np.array([c.offset for c in columns], np.intp)
+        self.above = np.array([c.stop - 2 for c in columns], np.intp)
+        self.missing = np.array([c.stop - 1 for c in columns], np.intp)
+        # Upper edge of every bucket, indexed by the global bucket index (inf where unused).
+        self.upper = np.full(layout.size, np.inf)
+        tables: list[NDArray[np.intp]] = []
+        steps = 1
+        offset = 0
+        for j, column in enumerate(columns):
+            ref = column.reference
+            assert isinstance(ref, profiles.NumericReference)
+            edges = ref.edges
+            k = len(edges) - 1
+            self.first[j], self.last[j] = edges[0], edges[-1]
+            upper = self.upper[column.offset : column.offset + k + 2]
+            upper[0] = edges[0]
+            upper[1:k] = edges[1:k]
+            upper[k] = np.nextafter(edges[-1], np.inf)
+            table, needed, scale = _grid_table(edges)
+            steps = max(steps, needed)
+            self.scale[j] = scale
+            self.grid_max[j] = len(table) - 1
+            self.table_offset[j] = offset
+            tables.append(table + column.offset)
+            offset += len(table)
+        self.table = np.concatenate(tables) if tables else np.zeros(0, np.intp)
+        self.steps = steps
+
+    def add(self, block: NDArray[np.float64], summary: Summary) -> None:
+        if block.shape[0] == 0 or self.m == 0:
+            return
+        cells = block - self.first
+        cells *= self.scale
+        np.fmax(cells, 0.0, out=cells)  # also maps NaN to 0 (fmax ignores NaN)
+        np.fmin(cells, self.grid_max, out=cells)
+        buckets = self.table[cells.astype(np.intp) + self.table_offset]
+        for _ in range(self.steps):
+            buckets += block >= self.upper[buckets]
+        counts = np.bincount(buckets.ravel(), minlength=len(self.upper))
+        nan = np.isnan(block).sum(axis=0)
+        if nan.any():  # NaN went to <below> above (every comparison with NaN is false)
+            counts[self.below] -= nan
+            counts[self.missing] += nan
+        if counts[self.below].any():
+            summary.below_excess += np.fmax(self.first - block, 0.0).sum(axis=0)
+        if counts[self.above].any():
+            summary.above_excess += np.fmax(block - self.last, 0.0).sum(axis=0)
+        summary.counts += counts
+
+
+def _grid_table(edges: NDArray[np.float64]) -> tuple[NDArray[np.intp], int, float]:
+    """A lookup table from grid cell to a lower bound of the bucket, and the steps to finish."""
+    k = len(edges) - 1
+    span = float(edges[-1] - edges[0])
+    grid = _MIN_GRID
+    while True:
+        scale = grid / span
+        # A value may land one cell off by rounding: the table holds the bucket of the lowest
+        # point of the previous cell, and the steps reach the bucket of the next cell's end.
+        lows = edges[0] + (np.arange(grid) - 1.0) / scale
+        highs = edges[0] + (np.arange(grid) + 2.0) / scale
+        table = _local_bucket(edges, lows, k)
+        steps = int(np.max(_local_bucket(edges, highs, k) - table))
+        if steps <= _MAX_STEPS or grid >= _MAX_GRID:
+            return table, max(steps, 1), scale
+        grid *= 2
+
+
+def _local_bucket(edges: NDArray[np.float64], points: NDArray[np.float64], k: int) -> NDArray[np.intp]:
+    bucket = np.searchsorted(edges, points, side="right").astype(np.intp)
+    bucket[points == edges[-1]] = k
+    return bucket
+
+
+def reference_summary(layout: Layout) -> Summary:
+    """The reference profile as a summary (no rows outside the training range by construction)."""
+    counts = layout.reference_counts.copy()
+    n = len(layout.numeric)
+    return Summary(counts, np.zeros(n), np.zeros(n), layout.reference.rows)
