@@ -83,7 +83,12 @@ def profile(
     for name, values in features.items():
         rows = len(values)
         is_numeric = isinstance(values, np.ndarray) and values.dtype.kind in "fiu"
-        summaries[name] = numeric_summary(values, bins) if is_numeric else categorical_summary(values)
+        if is_numeric:
+            summaries[name] = numeric_summary(values, bins)
+        else:
+            summaries[name] = categorical_summary(
+                values.tolist() if isinstance(values, np.ndarray) else values
+            )
     return {
         "schema": profiles.PROFILE_SCHEMA,
         "rows": rows,

@@ -95,15 +95,14 @@ def score_column(
     reference = column.reference
     counts = current.column(column)
     if isinstance(reference, profiles.NumericReference):
-        i = column.numeric_index
+        sums = current.column_sums(column)
         return {
             test: statistics.run(
                 test,
                 reference.counts,
                 counts,
                 edges=reference.edges,
-                below_excess=float(current.below_excess[i]),
-                above_excess=float(current.above_excess[i]),
+                current_sums=sums,
                 reference_std=reference.std,
             )
             for test in tests or statistics.NUMERIC_TESTS
