@@ -66,11 +66,33 @@ class ArtifactRef:
     """Where a written artifact lives and the digest that identifies it."""
 
     digest: str
-    path: pathlib.Path
+    uri: str
+    """``file:///...`` for the local store, ``s3://bucket/...`` for object storage."""
+    path: pathlib.Path | None = None
+    """The artifact's directory, for local stores."""
 
-    @property
-    def uri(self) -> str:
-        return self.path.resolve().as_uri()
+
+def valid_file_name(name: str) -> bool:
+    return bool(_FILE_NAME.match(name)) and name != MANIFEST_NAME
+
+
+def manifest_bytes(digests: Mapping[str, str]) -> bytes:
+    """The canonical manifest listing each file's sha256; its own sha256 is the artifact digest."""
+    return canonical_json({"schema": MANIFEST_SCHEMA, "files": dict(sorted(digests.items()))})
+
+
+def parse_manifest(manifest: bytes, where: str) -> dict[str, str]:
+    """File name -> sha256 from a manifest's bytes; ArtifactError when it is not one."""
+    try:
+        document = orjson.loads(manifest)
+        listed = document["files"]
+        if document.get("schema") != MANIFEST_SCHEMA or not isinstance(listed, dict):
+            raise ValueError("unexpected schema")
+        if not all(isinstance(v, str) and _DIGEST.match(v) and valid_file_name(k) for k, v in listed.items()):
+            raise ValueError("bad entry")
+    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError) as error:
+        raise ArtifactError(f"{where}: manifest is not a {MANIFEST_SCHEMA} document") from error
+    return {str(k): str(v) for k, v in listed.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +124,7 @@ def write_artifact(root: pathlib.Path, files: Mapping[str, bytes | pathlib.Path]
     if not files:
         raise ArtifactError("an artifact needs at least one file")
     for name in files:
-        if not _FILE_NAME.match(name) or name == MANIFEST_NAME:
+        if not valid_file_name(name):
             raise ArtifactError(f"invalid artifact file name {name!r}")
     staging_parent = root / "artifacts" / ".staging"
     staging_parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +139,7 @@ def write_artifact(root: pathlib.Path, files: Mapping[str, bytes | pathlib.Path]
                 target.write_bytes(content)
             digests[name] = sha256_file(target)
             _fsync(target)
-        manifest = canonical_json({"schema": MANIFEST_SCHEMA, "files": digests})
+        manifest = manifest_bytes(digests)
         (staging / MANIFEST_NAME).write_bytes(manifest)
         _fsync(staging / MANIFEST_NAME)
         digest = sha256_bytes(manifest)
@@ -132,7 +154,7 @@ def write_artifact(root: pathlib.Path, files: Mapping[str, bytes | pathlib.Path]
             # Same content already present (content addressing): keep the existing copy.
             shutil.rmtree(staging, ignore_errors=True)
         _fsync_dir(final.parent)
-        return ArtifactRef(digest=digest, path=final)
+        return ArtifactRef(digest=digest, uri=final.resolve().as_uri(), path=final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -150,20 +172,14 @@ def open_artifact(path: pathlib.Path, digest: str) -> VerifiedArtifact:
     actual = sha256_bytes(manifest)
     if actual != digest:
         raise ArtifactError(f"artifact at {path}: manifest digest is {actual}, expected {digest}")
-    try:
-        document = orjson.loads(manifest)
-        listed = document["files"]
-        if document.get("schema") != MANIFEST_SCHEMA or not isinstance(listed, dict):
-            raise ValueError("unexpected schema")
-    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as error:
-        raise ArtifactError(f"artifact at {path}: manifest is not a {MANIFEST_SCHEMA} document") from error
+    listed = parse_manifest(manifest, f"artifact at {path}")
     for name, expected in listed.items():
         file_path = path / name
         if not file_path.is_file():
             raise ArtifactError(f"artifact {digest}: listed file {name} is missing")
         if sha256_file(file_path) != expected:
             raise ArtifactError(f"artifact {digest}: {name} does not match its sha256 {expected}")
-    return VerifiedArtifact(digest=digest, path=path, files=dict(listed))
+    return VerifiedArtifact(digest=digest, path=path, files=listed)
 
 
 def open_artifact_in_store(root: pathlib.Path, digest: str) -> VerifiedArtifact:
