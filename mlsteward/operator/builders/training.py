@@ -1,0 +1,109 @@
+"""The training Job of one Model version: ``mlsteward train`` with the spec, in a restricted pod."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from mlsteward.api import model as api_model
+from mlsteward.operator import settings as settings_module
+from mlsteward.operator.builders import common
+
+CONTAINER = "train"
+TERMINATION_LOG = "/dev/termination-log"
+# The trainer's exit code for bad input (data, spec, policy, digest): retrying cannot help.
+EXIT_BAD_INPUT = 2
+
+
+def job_name(model_name: str, version: int) -> str:
+    """The Job of version N is always ``<model>-v<N>``: a restarted operator finds it again."""
+    return common.child_name(model_name, f"v{version}")
+
+
+def build_job(
+    spec: api_model.ModelSpec,
+    owner: common.Owner,
+    version: int,
+    *,
+    generation: int,
+    retrain_token: str | None,
+    spec_hash: str,
+    settings: settings_module.Settings,
+) -> dict[str, Any]:
+    """The Job that trains ``version`` of the Model ``owner`` from ``spec``."""
+    labels = {
+        common.LABEL_NAME: "mlsteward-trainer",
+        common.LABEL_INSTANCE: common.label_value(owner["name"]),
+        common.LABEL_MODEL: common.label_value(owner["name"]),
+        common.LABEL_VERSION: str(version),
+    }
+    annotations = {common.ANNOTATION_GENERATION: str(generation), common.ANNOTATION_SPEC_HASH: spec_hash}
+    if retrain_token is not None:
+        annotations[common.ANNOTATION_RETRAIN] = retrain_token
+    store = settings.store_mount_path
+    command = [
+        "mlsteward",
+        "train",
+        "--store",
+        store,
+        "--termination-message-path",
+        TERMINATION_LOG,
+        "--name",
+        owner["name"],
+        "--namespace",
+        owner["namespace"],
+    ]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": common.pod_security_context(),
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": settings.image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": command,
+                "env": [
+                    {"name": "MLSTEWARD_MODEL_SPEC", "value": orjson.dumps(spec.to_wire()).decode()},
+                    {"name": "HOME", "value": "/tmp"},
+                ],
+                "resources": common.resources(spec.resources),
+                "securityContext": common.container_security_context(),
+                "terminationMessagePath": TERMINATION_LOG,
+                "terminationMessagePolicy": "File",
+                "volumeMounts": [common.store_mount(store, read_only=False), common.tmp_mount()],
+            }
+        ],
+        "volumes": [
+            common.store_volume(spec.artifact_store.claim_name, read_only=False),
+            common.tmp_volume(),
+        ],
+    }
+    if settings.training_node_selector:
+        pod_spec["nodeSelector"] = dict(settings.training_node_selector)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": common.metadata(job_name(owner["name"], version), owner, labels, annotations),
+        "spec": {
+            "backoffLimit": settings.training_backoff_limit,
+            "activeDeadlineSeconds": spec.training_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.training_ttl_seconds,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": [EXIT_BAD_INPUT],
+                        },
+                    },
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                ]
+            },
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }

@@ -1,0 +1,62 @@
+"""``mlsteward operator``: parse the settings, configure kopf, run until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from mlsteward.operator import handlers, rbac
+from mlsteward.operator import settings as settings_module
+
+
+def kopf_settings(settings: settings_module.Settings) -> kopf.OperatorSettings:
+    """kopf's own settings: timeouts on every watch, nothing of kopf's in annotations."""
+    result = kopf.OperatorSettings()
+    result.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    result.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
+    result.persistence.finalizer = "mlsteward.io/kopf"
+    result.watching.server_timeout = settings.watch_timeout_seconds
+    result.watching.client_timeout = settings.watch_timeout_seconds + 15
+    result.watching.connect_timeout = 10
+    result.watching.inactivity_timeout = settings.watch_timeout_seconds + 30
+    result.watching.reconnect_backoff = 1.0
+    result.networking.request_timeout = 30
+    result.scanning.disabled = True
+    result.posting.enabled = False  # the reconcilers emit their own Events
+    return result
+
+
+async def run(settings: settings_module.Settings, stop: asyncio.Event | None = None) -> None:
+    registry = kopf.OperatorRegistry()
+    operator = handlers.Operator(settings)
+    handlers.register(registry, operator)
+    await kopf.operator(
+        registry=registry,
+        settings=kopf_settings(settings),
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=settings.liveness_endpoint or None,
+        stop_flag=stop,
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    if list(argv[:1]) == ["rbac"]:
+        print(rbac.render(), end="")
+        return 0
+    try:
+        settings = settings_module.parse(argv)
+    except ValueError as error:
+        print(f"mlsteward operator: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    asyncio.run(run(settings))
+    return 0

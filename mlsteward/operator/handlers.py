@@ -1,0 +1,166 @@
+"""kopf registration, thin: every watch event only puts a key on the work queue.
+
+Why ``kopf.on.event`` and not create/update handlers: reconciling is level-based, so nothing
+needs kopf's per-handler progress or diff base, and no write of kopf's own can ever be
+separated from our status write by a crash. kopf here only watches (with reconnects, timeouts
+and the initial listing that doubles as "resume"), and the work queue reconciles each key from
+the objects as they are now. kopf's storages are still pointed at ``status.kopf`` (see
+``cli.kopf_settings``) so that nothing of kopf's ever lands in annotations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from mlsteward import api
+from mlsteward.operator import kube
+from mlsteward.operator import settings as settings_module
+from mlsteward.operator.builders import common as builders
+from mlsteward.operator.queue import Key, WorkQueue
+from mlsteward.operator.reconcilers import common, deployments, models, monitors
+
+_log = logging.getLogger("mlsteward.operator")
+_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def now_text() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def credentials() -> kopf.ConnectionInfo:
+    """The pod's ServiceAccount when in a cluster, else the kubeconfig (``$KUBECONFIG``).
+
+    Read again at every (re)login, so a rotated token is picked up."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if host and port and os.path.exists(f"{_SA_DIR}/token"):
+        with open(f"{_SA_DIR}/token", encoding="utf-8") as handle:
+            token = handle.read().strip()
+        server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+        return kopf.ConnectionInfo(server=server, ca_path=f"{_SA_DIR}/ca.crt", scheme="Bearer", token=token)
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    if info is None:
+        raise kopf.LoginError("no in-cluster ServiceAccount and no kubeconfig ($KUBECONFIG) to log in with")
+    return info
+
+
+class Operator:
+    """The running operator's state: the API client, the work queue and two small indexes."""
+
+    def __init__(self, settings: settings_module.Settings) -> None:
+        self.settings = settings
+
+        async def login() -> kopf.ConnectionInfo:
+            return credentials()
+
+        self.context = common.Context(kube=kube.Client(login), settings=settings)
+        self.queue = WorkQueue(self.reconcile, workers=settings.workers)
+        # (namespace, model) -> Deployments that reference it; (namespace, deployment) -> Monitors.
+        self.deployments_by_model: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+        self.monitors_by_deployment: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    async def reconcile(self, key: Key) -> float | None:
+        kind, namespace, name = key
+        reconcilers = {"Model": models, "Deployment": deployments, "Monitor": monitors}
+        delay: float | None = await reconcilers[kind].reconcile(self.context, namespace, name, now_text())
+        return delay
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.queue.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.context.kube.close()
+
+    @staticmethod
+    def _index(
+        index: dict[tuple[str, str], set[str]], namespace: str, target: str, name: str, gone: bool
+    ) -> None:
+        for names in index.values():
+            names.discard(name)  # a reference may have changed target
+        if not gone:
+            index[(namespace, target)].add(name)
+
+    def on_model(self, event_type: str | None, body: dict[str, Any]) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        self._enqueue("Model", namespace, name, event_type)
+        for deployment in sorted(self.deployments_by_model.get((namespace, name), ())):
+            self.queue.add(("Deployment", namespace, deployment))
+
+    def on_deployment(self, event_type: str | None, body: dict[str, Any]) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
+        self._index(self.deployments_by_model, namespace, model, name, event_type == "DELETED")
+        self._enqueue("Deployment", namespace, name, event_type)
+        for monitor in sorted(self.monitors_by_deployment.get((namespace, name), ())):
+            self.queue.add(("Monitor", namespace, monitor))
+
+    def on_monitor(self, event_type: str | None, body: dict[str, Any]) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        target = (body.get("spec") or {}).get("deploymentRef", {}).get("name", "")
+        self._index(self.monitors_by_deployment, namespace, target, name, event_type == "DELETED")
+        self._enqueue("Monitor", namespace, name, event_type)
+
+    def on_child(self, body: dict[str, Any]) -> None:
+        """A Job or apps/v1 Deployment changed: reconcile its mlsteward owner (and Monitors)."""
+        meta = body["metadata"]
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("apiVersion") == api.API_VERSION:
+                self.queue.add((ref["kind"], meta["namespace"], ref["name"]))
+        if body.get("kind") == "Deployment":
+            for monitor in sorted(self.monitors_by_deployment.get((meta["namespace"], meta["name"]), ())):
+                self.queue.add(("Monitor", meta["namespace"], monitor))
+
+    def _enqueue(self, kind: str, namespace: str, name: str, event_type: str | None) -> None:
+        key = (kind, namespace, name)
+        if event_type == "DELETED":
+            self.queue.forget(key)
+        else:
+            self.queue.add(key)
+
+
+def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
+    """Register the handlers on ``registry`` (nothing is registered at import)."""
+    group, version = api.GROUP, api.VERSION
+    managed = {builders.LABEL_MANAGED_BY: builders.MANAGED_BY}
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return credentials()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(**_: Any) -> None:
+        operator.start()
+        _log.info("mlsteward operator started with %s", operator.settings)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await operator.stop()
+
+    @kopf.on.event(group, version, "models", registry=registry)
+    def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        operator.on_model(type, dict(body))
+
+    @kopf.on.event(group, version, "deployments", registry=registry)
+    def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        operator.on_deployment(type, dict(body))
+
+    @kopf.on.event(group, version, "monitors", registry=registry)
+    def monitor_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        operator.on_monitor(type, dict(body))
+
+    @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
+    def job_event(body: kopf.Body, **_: Any) -> None:
+        operator.on_child(dict(body))
+
+    @kopf.on.event("apps", "v1", "deployments", labels=managed, registry=registry)
+    def apps_deployment_event(body: kopf.Body, **_: Any) -> None:
+        operator.on_child(dict(body))

@@ -1,0 +1,251 @@
+"""The operator's one shared Kubernetes API client (aiohttp), and its error family.
+
+Writes are idempotent: children with server-side apply (``application/apply-patch+yaml``, a
+field manager, ``force``), status with a JSON merge patch carrying the ``resourceVersion``
+that was read (so a stale read fails with 409 and is retried, never overwrites).
+Credentials come from kopf's login (kubeconfig or the pod's ServiceAccount token).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ssl
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import kopf
+import orjson
+
+from mlsteward import api
+from mlsteward.operator import conditions
+
+# kind -> (API prefix, plural) for everything the operator reads or writes.
+_KINDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("v1", "Pod"): ("/api/v1", "pods"),
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "Event"): ("/api/v1", "events"),
+    ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    (api.API_VERSION, "Model"): (f"/apis/{api.API_VERSION}", "models"),
+    (api.API_VERSION, "Deployment"): (f"/apis/{api.API_VERSION}", "deployments"),
+    (api.API_VERSION, "Monitor"): (f"/apis/{api.API_VERSION}", "monitors"),
+}
+
+
+class KubeError(Exception):
+    """A Kubernetes API request failed; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFoundError(KubeError):
+    pass
+
+
+class ConflictError(KubeError):
+    pass
+
+
+class ForbiddenError(KubeError):
+    pass
+
+
+def path(api_version: str, kind: str, namespace: str, name: str | None = None, sub: str = "") -> str:
+    prefix, plural = _KINDS[(api_version, kind)]
+    result = f"{prefix}/namespaces/{namespace}/{plural}"
+    if name is not None:
+        result += f"/{name}"
+    if sub:
+        result += f"/{sub}"
+    return result
+
+
+def path_of(body: dict[str, Any], sub: str = "") -> str:
+    meta = body["metadata"]
+    return path(body["apiVersion"], body["kind"], meta["namespace"], meta["name"], sub)
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if info.insecure:
+        return False
+    context = ssl.create_default_context()
+    if info.ca_path:
+        context.load_verify_locations(cafile=info.ca_path)
+    elif info.ca_data:
+        data = info.ca_data
+        text = data.decode() if isinstance(data, bytes) else data
+        if "BEGIN CERTIFICATE" not in text:
+            text = base64.b64decode(text).decode()
+        context.load_verify_locations(cadata=text)
+    cert, key = info.certificate_path, info.private_key_path
+    if info.certificate_data and info.private_key_data:
+        # ssl wants files for client certificates.
+        files = []
+        for data in (info.certificate_data, info.private_key_data):
+            raw = data if isinstance(data, bytes) else data.encode()
+            if b"-----BEGIN" not in raw:
+                raw = base64.b64decode(raw)
+            handle = tempfile.NamedTemporaryFile(delete=False, suffix=".pem")  # noqa: SIM115
+            handle.write(raw)
+            handle.close()
+            files.append(handle.name)
+        cert, key = files
+    if cert:
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    return context
+
+
+class Client:
+    """A small async client over the paths the operator uses.
+
+    Usage::
+
+        client = Client(lambda: info)
+        job = await client.get(kube.path("batch/v1", "Job", "ns", "credit-v1"))
+        await client.apply(manifest, "mlsteward-operator")
+    """
+
+    def __init__(self, credentials: Callable[[], Awaitable[kopf.ConnectionInfo]]) -> None:
+        self._credentials = credentials
+        self._info: kopf.ConnectionInfo | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _ensure(self) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
+        if self._session is None or self._info is None:
+            self._info = await self._credentials()
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=64),
+                timeout=aiohttp.ClientTimeout(total=30, connect=5),
+            )
+        return self._session, self._info
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+        self._info = None
+
+    async def request(
+        self,
+        method: str,
+        url_path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        session, info = await self._ensure()
+        headers = {"Accept": "application/json"}
+        if info.token:
+            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+        data = None if body is None else orjson.dumps(body)
+        if data is not None:
+            headers["Content-Type"] = content_type
+        try:
+            async with session.request(
+                method, info.server.rstrip("/") + url_path, params=params, data=data, headers=headers
+            ) as response:
+                payload = await response.read()
+                if response.status == 401:
+                    await self.close()  # log in again next time (rotated token)
+                if response.status >= 400:
+                    raise _error(response.status, method, url_path, payload)
+                return orjson.loads(payload) if payload else None
+        except aiohttp.ClientError as error:
+            raise KubeError(0, f"{method} {url_path}: no answer from the API server: {error}") from error
+        except TimeoutError as error:
+            raise KubeError(0, f"{method} {url_path}: the API server did not answer in time") from error
+
+    async def get(self, url_path: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.request("GET", url_path)
+        except NotFoundError:
+            return None
+        return result
+
+    async def list(self, url_path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        result = await self.request("GET", url_path, params=params)
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    async def apply(self, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:
+        """Server-side apply ``manifest`` as ``field_manager``, taking over conflicting fields."""
+        result: dict[str, Any] = await self.request(
+            "PATCH",
+            path_of(manifest),
+            params={"fieldManager": field_manager, "force": "true"},
+            body=manifest,
+            content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    async def merge_patch(self, url_path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "PATCH", url_path, body=patch, content_type="application/merge-patch+json"
+        )
+        return result
+
+    async def patch_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``status`` into the object's status, failing with :class:`ConflictError` when the
+        object changed since ``body`` was read."""
+        patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": status}
+        return await self.merge_patch(path_of(body, "status"), patch)
+
+    async def delete(self, manifest: dict[str, Any]) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self.request("DELETE", path_of(manifest), body={"propagationPolicy": "Background"})
+
+    async def emit_event(
+        self, body: dict[str, Any], reason: conditions.Reason, message: str, type_: str, now: str
+    ) -> None:
+        meta = body["metadata"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": body["apiVersion"],
+                "kind": body["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": str(reason),
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": "mlsteward-operator"},
+            "reportingComponent": "mlsteward.io/operator",
+            "reportingInstance": "mlsteward-operator",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self.request("POST", path("v1", "Event", meta["namespace"]), body=event)
+
+
+def _error(status: int, method: str, url_path: str, payload: bytes) -> KubeError:
+    try:
+        message = str(orjson.loads(payload).get("message", ""))
+    except (orjson.JSONDecodeError, AttributeError):
+        message = payload[:500].decode(errors="replace")
+    text = f"{method} {url_path}: HTTP {status}: {message}"
+    if status == 404:
+        return NotFoundError(status, text)
+    if status == 409:
+        return ConflictError(status, text)
+    if status == 403:
+        return ForbiddenError(status, text)
+    return KubeError(status, text)

@@ -1,0 +1,103 @@
+"""A level-triggered work queue: keys in, one reconcile at a time per key, retries with backoff.
+
+Like controller-runtime's: a key added while it is being reconciled runs once more afterwards;
+a key added many times before a worker takes it runs once; a failing key is retried with
+exponential backoff; every key comes back after the delay its reconciler asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+Reconcile = Callable[[Key], Awaitable[float | None]]
+
+_log = logging.getLogger("mlsteward.operator.queue")
+MIN_BACKOFF = 0.5
+MAX_BACKOFF = 60.0
+
+
+class WorkQueue:
+    """Usage::
+
+    queue = WorkQueue(reconcile, workers=8)
+    task = asyncio.create_task(queue.run())
+    queue.add(("Model", "default", "credit"))
+    """
+
+    def __init__(self, reconcile: Reconcile, workers: int) -> None:
+        self._reconcile = reconcile
+        self._workers = workers
+        self._ready: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._running: set[Key] = set()
+        self._again: set[Key] = set()
+        self._timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
+        self._failures: dict[Key, int] = {}
+
+    def add(self, key: Key, delay: float = 0.0) -> None:
+        """Reconcile ``key`` after ``delay`` seconds (sooner if already scheduled sooner)."""
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            due = time.monotonic() + delay
+            existing = self._timers.get(key)
+            if existing is not None and existing[0] <= due:
+                return
+            if existing is not None:
+                existing[1].cancel()
+            self._timers[key] = (due, loop.call_later(delay, self._fire, key))
+            return
+        if key in self._running:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    async def run(self) -> None:
+        workers = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            for _, handle in self._timers.values():
+                handle.cancel()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._ready.get()
+            self._queued.discard(key)
+            self._running.add(key)
+            try:
+                delay = await self._reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                backoff = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** (failures - 1))
+                _log.warning("reconcile %s/%s/%s failed (retry in %.1fs): %s", *key, backoff, error)
+                delay = backoff
+            else:
+                self._failures.pop(key, None)
+            finally:
+                self._running.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                self.add(key)
+            elif delay is not None:
+                self.add(key, delay)
+
+    def forget(self, key: Key) -> None:
+        """Drop a deleted object's timers and failure count."""
+        entry = self._timers.pop(key, None)
+        if entry is not None:
+            entry[1].cancel()
+        self._failures.pop(key, None)

@@ -1,0 +1,62 @@
+"""What every reconciler shares: the plan it returns and the context it runs in."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from mlsteward.operator import conditions, kube
+from mlsteward.operator import settings as settings_module
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to emit about the parent once its status is written."""
+
+    reason: conditions.Reason
+    message: str
+    type: Literal["Normal", "Warning"] = "Normal"
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a reconcile pass writes: children to apply, children to delete, the status, Events."""
+
+    status: dict[str, Any]
+    apply: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    delete: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    events: list[Event] = dataclasses.field(default_factory=list)
+    requeue_after: float | None = None
+
+
+@dataclasses.dataclass
+class Context:
+    """The long-lived things a reconcile pass uses."""
+
+    kube: kube.Client
+    settings: settings_module.Settings
+
+
+FIELD_MANAGER = "mlsteward-operator"
+
+
+def status_changed(body: dict[str, Any], status: dict[str, Any]) -> bool:
+    """True when writing ``status`` would change any field of the object's status."""
+    current = body.get("status") or {}
+    return any(current.get(key) != value for key, value in status.items())
+
+
+async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) -> None:
+    """Apply children, then delete stale ones, then write status, then emit Events.
+
+    Children first: a crash after the apply and before the status write leaves a child that
+    the next pass adopts (deterministic names), never a status that names a missing child.
+    """
+    for child in plan.apply:
+        await context.kube.apply(child, FIELD_MANAGER)
+    for child in plan.delete:
+        await context.kube.delete(child)
+    if status_changed(body, plan.status):
+        await context.kube.patch_status(body, plan.status)
+    for event in plan.events:
+        await context.kube.emit_event(body, event.reason, event.message, event.type, now)

@@ -1,0 +1,432 @@
+"""The Model reconciler: versions, training Jobs, the cache, aliases and conditions.
+
+A version is wanted when the newest version was not started for the current
+``metadata.generation`` and ``mlsteward.io/retrain`` annotation. At most one version trains at
+a time. Version N's Job is always named ``<model>-v<N>``; a Job found without a version record
+(the operator died between creating it and writing status) is adopted, never duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from typing import Any
+
+import pydantic
+
+from mlsteward.api import model as api_model
+from mlsteward.operator import conditions, kube, outcomes, specs
+from mlsteward.operator import settings as settings_module
+from mlsteward.operator.builders import common as builders
+from mlsteward.operator.builders import training
+from mlsteward.operator.conditions import Reason
+from mlsteward.operator.reconcilers import common
+from mlsteward.store import artifacts
+
+MAX_VERSIONS = 20
+Version = dict[str, Any]
+
+
+def _job_finished(job: dict[str, Any]) -> tuple[str, str, str] | None:
+    """("Complete" | "Failed", reason, message) once the Job has finished, else None."""
+    for cond in job.get("status", {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in {"Complete", "Failed"}:
+            return cond["type"], cond.get("reason", ""), cond.get("message", "")
+    return None
+
+
+def jobs_needing_outcomes(body: dict[str, Any], jobs: list[dict[str, Any]]) -> list[str]:
+    """Names of finished Jobs whose version is not final yet: their pods' messages are needed."""
+    final = {
+        v.get("jobName")
+        for v in (body.get("status") or {}).get("versions") or []
+        if v.get("phase") in {"Succeeded", "Failed"}
+    }
+    return [j["metadata"]["name"] for j in jobs if _job_finished(j) and j["metadata"]["name"] not in final]
+
+
+def cache_candidates(body: dict[str, Any], spec: api_model.ModelSpec) -> list[str]:
+    """Digests of earlier versions that a new version could reuse (pinned data only)."""
+    pinned = spec.dataset.sha256
+    if pinned is None:
+        return []
+    wanted_hash = specs.spec_hash(spec)
+    return [
+        v["artifact"]["digest"]
+        for v in (body.get("status") or {}).get("versions") or []
+        if v.get("phase") == "Succeeded"
+        and v.get("artifact")
+        and v.get("specHash") == wanted_hash
+        and v.get("datasetSha256") == pinned
+    ]
+
+
+def _lineage_complete(v: Version) -> bool:
+    artifact = v.get("artifact") or {}
+    return bool(
+        artifact.get("digest") and artifact.get("uri") and v.get("datasetSha256") and v.get("specHash")
+    )
+
+
+def _promotable(v: Version) -> bool:
+    return (
+        v.get("phase") == "Succeeded"
+        and bool((v.get("gates") or {}).get("promotable"))
+        and _lineage_complete(v)
+    )
+
+
+def _finish(v: Version, job: dict[str, Any], message: str | None) -> common.Event:
+    """Turn a finished Job (and its pod's termination message) into the version's outcome."""
+    state, job_reason, job_message = _job_finished(job) or ("Failed", "", "")
+    name = job["metadata"]["name"]
+    try:
+        outcome = outcomes.parse(message)
+    except outcomes.OutcomeError as error:
+        if state == "Failed" and job_reason == "DeadlineExceeded":
+            reason, text = (
+                Reason.DEADLINE_EXCEEDED,
+                f"training Job {name} ran past its deadline: {job_message}",
+            )
+        elif state == "Failed":
+            reason, text = Reason.JOB_FAILED, f"training Job {name} failed ({job_reason}): {job_message}"
+        else:
+            reason = (
+                Reason.OUTCOME_MISSING if message is None or not message.strip() else Reason.OUTCOME_INVALID
+            )
+            text = (
+                f"training Job {name} completed but left no readable outcome (docs/contracts.md §3): {error}"
+            )
+        v.update(phase="Failed", reason=str(reason), message=text[:4096])
+        return common.Event(reason, f"version {v['version']} failed: {text}", "Warning")
+    v.update(
+        artifact=outcome.artifact,
+        datasetSha256=outcome.dataset_sha256,
+        specHash=outcome.spec_hash or v.get("specHash"),
+        metrics=outcome.metrics,
+        gates=outcome.gates,
+        message=outcome.message or None,
+    )
+    if outcome.succeeded and outcome.gates is not None and outcome.gates["promotable"]:
+        v.update(phase="Succeeded", reason=None)
+        if not _lineage_complete(v):
+            v.update(phase="Failed", reason=str(Reason.LINEAGE_INCOMPLETE))
+            text = f"version {v['version']} has an artifact but no dataset digest or spec hash"
+            v["message"] = text
+            return common.Event(Reason.LINEAGE_INCOMPLETE, text, "Warning")
+        digest = (outcome.artifact or {}).get("digest", "")
+        return common.Event(
+            Reason.VERSION_SUCCEEDED, f"version {v['version']} passed its gates: sha256:{digest}"
+        )
+    default = Reason.GATE_FAILED if outcome.succeeded else Reason.INTERNAL_ERROR
+    reason = conditions.to_reason(outcome.reason, default)
+    v.update(phase="Failed", reason=str(reason))
+    return common.Event(
+        reason, f"version {v['version']} failed ({reason}): {outcome.message}"[:1024], "Warning"
+    )
+
+
+def _adopt(job: dict[str, Any]) -> Version:
+    meta = job["metadata"]
+    annotations = meta.get("annotations") or {}
+    generation = annotations.get(builders.ANNOTATION_GENERATION, "")
+    version: Version = {
+        "version": int(meta["labels"][builders.LABEL_VERSION]),
+        "phase": "Training",
+        "jobName": meta["name"],
+        "createdAt": meta.get("creationTimestamp"),
+        "cached": False,
+        "metrics": {},
+    }
+    if generation.isdigit():
+        version["generation"] = int(generation)
+    if annotations.get(builders.ANNOTATION_RETRAIN):
+        version["retrainToken"] = annotations[builders.ANNOTATION_RETRAIN]
+    if annotations.get(builders.ANNOTATION_SPEC_HASH):
+        version["specHash"] = annotations[builders.ANNOTATION_SPEC_HASH]
+    return version
+
+
+def plan(
+    body: dict[str, Any],
+    spec: api_model.ModelSpec,
+    *,
+    jobs: list[dict[str, Any]],
+    messages: dict[str, str | None],
+    verified: dict[str, bool],
+    settings: settings_module.Settings,
+    now: str,
+) -> common.Plan:
+    """The Model's next status, the Job to create (if any) and the Events, from observed state.
+
+    ``jobs`` are the training Jobs this Model owns; ``messages`` the termination messages of
+    finished Jobs' pods (None: none readable); ``verified`` says which cached digests verify.
+    """
+    meta = body["metadata"]
+    generation = int(meta.get("generation", 1))
+    status = body.get("status") or {}
+    owner = builders.owner_of(body)
+    events: list[common.Event] = []
+    versions: list[Version] = [dict(v) for v in status.get("versions") or []]
+    by_number = {v["version"]: v for v in versions}
+    jobs_by_name = {j["metadata"]["name"]: j for j in jobs}
+
+    for job in jobs:
+        labels = job["metadata"].get("labels") or {}
+        if not labels.get(builders.LABEL_VERSION, "").isdigit():
+            continue
+        number = int(labels[builders.LABEL_VERSION])
+        if number not in by_number and number > max(by_number, default=0) - MAX_VERSIONS:
+            by_number[number] = _adopt(job)
+            versions.append(by_number[number])
+    versions.sort(key=lambda v: int(v["version"]))
+
+    for v in versions:
+        if v.get("phase") != "Training":
+            continue
+        found = jobs_by_name.get(v.get("jobName") or "")
+        if found is None:
+            text = f"training Job {v.get('jobName')} disappeared before its outcome was read"
+            v.update(phase="Failed", reason=str(Reason.JOB_MISSING), message=text)
+            events.append(
+                common.Event(Reason.JOB_MISSING, f"version {v['version']} failed: {text}", "Warning")
+            )
+        elif _job_finished(found):
+            events.append(_finish(v, found, messages.get(found["metadata"]["name"])))
+
+    token = specs.retrain_token(body)
+    newest = versions[-1] if versions else None
+    training_now = [v for v in versions if v.get("phase") == "Training"]
+    wanted = newest is None or newest.get("generation") != generation or newest.get("retrainToken") != token
+    apply: list[dict[str, Any]] = []
+    if wanted and not training_now:
+        number = max([int(status.get("latestVersion") or 0), *by_number]) + 1
+        spec_hash = specs.spec_hash(spec)
+        record: Version = {
+            "version": number,
+            "generation": generation,
+            "specHash": spec_hash,
+            "createdAt": now,
+            "cached": False,
+            "metrics": {},
+        }
+        if token is not None:
+            record["retrainToken"] = token
+        hit = next(
+            (
+                v
+                for v in reversed(versions)
+                if v.get("phase") == "Succeeded"
+                and v.get("specHash") == spec_hash
+                and spec.dataset.sha256 is not None
+                and v.get("datasetSha256") == spec.dataset.sha256
+                and verified.get((v.get("artifact") or {}).get("digest", ""), False)
+            ),
+            None,
+        )
+        if hit is not None:
+            record.update(
+                phase="Succeeded",
+                cached=True,
+                artifact=hit["artifact"],
+                datasetSha256=hit["datasetSha256"],
+                metrics=hit.get("metrics") or {},
+                gates=hit.get("gates"),
+                message=f"reused the artifact of version {hit['version']}: same spec hash and pinned dataset",
+            )
+            events.append(
+                common.Event(
+                    Reason.CACHE_HIT,
+                    f"version {number} reuses version {hit['version']}'s verified artifact "
+                    f"sha256:{hit['artifact']['digest']}; no training Job ran",
+                )
+            )
+        else:
+            job = training.build_job(
+                spec,
+                owner,
+                number,
+                generation=generation,
+                retrain_token=token,
+                spec_hash=spec_hash,
+                settings=settings,
+            )
+            record.update(phase="Training", jobName=job["metadata"]["name"])
+            apply.append(job)
+            events.append(
+                common.Event(
+                    Reason.TRAINING_STARTED, f"version {number} is training in Job {record['jobName']}"
+                )
+            )
+        versions.append(record)
+        by_number[number] = record
+        training_now = [v for v in versions if v.get("phase") == "Training"]
+
+    aliases = dict(status.get("aliases") or {})
+    promotable = [v for v in versions if _promotable(v)]
+    champion = aliases.get("champion")
+    if champion not in {v["version"] for v in promotable}:
+        champion = None
+    if champion is None and promotable:
+        champion = promotable[0]["version"]
+        events.append(common.Event(Reason.CHAMPION_SET, f"version {champion} is now the champion"))
+    challengers = [v["version"] for v in promotable if champion is not None and v["version"] > champion]
+    challenger = challengers[-1] if challengers else None
+    if challenger is not None and challenger != aliases.get("challenger"):
+        events.append(common.Event(Reason.CHALLENGER_SET, f"version {challenger} is now the challenger"))
+    aliases = {k: v for k, v in (("champion", champion), ("challenger", challenger)) if v is not None}
+
+    keep = {champion, challenger}
+    while len(versions) > MAX_VERSIONS:
+        drop = next((v for v in versions if v["version"] not in keep), versions[0])
+        versions.remove(drop)
+
+    latest_number = max([int(status.get("latestVersion") or 0), *(int(v["version"]) for v in versions)])
+    newest = versions[-1] if versions else None
+    failed = newest is not None and newest.get("phase") == "Failed"
+    desired: list[conditions.Condition] = []
+    if champion is not None:
+        desired.append(
+            conditions.condition(
+                conditions.READY,
+                True,
+                Reason.VERSION_READY,
+                f"version {champion} passed its gates, has complete lineage and is the champion",
+            )
+        )
+    elif training_now:
+        desired.append(
+            conditions.condition(
+                conditions.READY,
+                False,
+                Reason.TRAINING,
+                f"no promotable version yet; version {training_now[0]['version']} is training",
+            )
+        )
+    else:
+        detail = (
+            f": version {newest['version']} failed ({newest.get('reason')}): {newest.get('message')}"
+            if failed and newest
+            else ""
+        )
+        desired.append(
+            conditions.condition(
+                conditions.READY, False, Reason.NO_PROMOTABLE_VERSION, f"no version passed its gates{detail}"
+            )
+        )
+    if training_now:
+        v = training_now[0]
+        desired.append(
+            conditions.condition(
+                conditions.RECONCILING,
+                True,
+                Reason.TRAINING,
+                f"version {v['version']} is training in Job {v.get('jobName')}",
+            )
+        )
+    else:
+        desired.append(conditions.condition(conditions.RECONCILING, False, Reason.RECONCILED, "up to date"))
+    if failed and newest is not None:
+        reason = conditions.to_reason(newest.get("reason"), Reason.VERSION_FAILED)
+        kept = f"; version {champion} stays the champion" if champion is not None else ""
+        desired.append(
+            conditions.condition(
+                conditions.STALLED,
+                True,
+                reason,
+                f"version {newest['version']} failed: {newest.get('message') or reason}{kept}"[:4096],
+            )
+        )
+    else:
+        desired.append(conditions.condition(conditions.STALLED, False, Reason.RECONCILED, "no failure"))
+
+    phase = "Training" if training_now else ("Failed" if failed else ("Ready" if champion else "Pending"))
+    new_status = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "latestVersion": latest_number or None,
+        "versions": [_clean(v) for v in versions],
+        "aliases": aliases,
+        "conditions": conditions.merge(
+            status.get("conditions") or [], desired, generation=generation, now=now
+        ),
+    }
+    requeue = settings.training_poll_seconds if training_now else settings.resync_seconds
+    return common.Plan(status=new_status, apply=apply, events=events, requeue_after=requeue)
+
+
+def _clean(v: Version) -> Version:
+    """A version record as the schema accepts it (no nulls)."""
+    return {k: value for k, value in v.items() if value is not None}
+
+
+def _owned(items: list[dict[str, Any]], uid: str) -> list[dict[str, Any]]:
+    return [i for i in items if any(r.get("uid") == uid for r in i["metadata"].get("ownerReferences") or [])]
+
+
+async def _termination_message(context: common.Context, namespace: str, job_name: str) -> str | None:
+    pods = await context.kube.list(
+        kube.path("v1", "Pod", namespace), label_selector=f"batch.kubernetes.io/job-name={job_name}"
+    )
+    pods.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            if status.get("name") != training.CONTAINER:
+                continue
+            for key in ("state", "lastState"):
+                message = ((status.get(key) or {}).get("terminated") or {}).get("message")
+                if message:
+                    return str(message)
+    return None
+
+
+def _verify(root: pathlib.Path, digest: str) -> bool:
+    try:
+        artifacts.open_artifact(artifacts.artifact_dir(root, digest), digest)
+    except (artifacts.ArtifactError, OSError):
+        return False
+    return True
+
+
+async def reconcile(context: common.Context, namespace: str, name: str, now: str) -> float | None:
+    """One level-based pass over the Model ``namespace/name``; returns when to come back."""
+    body = await context.kube.get(kube.path("mlsteward.io/v1alpha1", "Model", namespace, name))
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    try:
+        spec = api_model.ModelSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError as error:
+        generation = int(body["metadata"].get("generation", 1))
+        status = body.get("status") or {}
+        message = f"spec does not validate: {str(error)[:2000]}"
+        desired = [
+            conditions.condition(conditions.READY, False, Reason.SPEC_INVALID, message),
+            conditions.condition(conditions.RECONCILING, False, Reason.SPEC_INVALID, message),
+            conditions.condition(conditions.STALLED, True, Reason.SPEC_INVALID, message),
+        ]
+        merged = conditions.merge(status.get("conditions") or [], desired, generation=generation, now=now)
+        bad = common.Plan(status={"observedGeneration": generation, "phase": "Failed", "conditions": merged})
+        await common.write(context, body, bad, now)
+        return None
+    uid = body["metadata"]["uid"]
+    jobs = _owned(
+        await context.kube.list(
+            kube.path("batch/v1", "Job", namespace),
+            label_selector=f"{builders.LABEL_MODEL}={builders.label_value(name)}",
+        ),
+        uid,
+    )
+    messages = {
+        job_name: await _termination_message(context, namespace, job_name)
+        for job_name in jobs_needing_outcomes(body, jobs)
+    }
+    verified: dict[str, bool] = {}
+    if context.settings.store_root:
+        root = pathlib.Path(context.settings.store_root) / spec.artifact_store.claim_name
+        for digest in cache_candidates(body, spec):
+            verified[digest] = await asyncio.to_thread(_verify, root, digest)
+    result = plan(
+        body, spec, jobs=jobs, messages=messages, verified=verified, settings=context.settings, now=now
+    )
+    await common.write(context, body, result, now)
+    return result.requeue_after
