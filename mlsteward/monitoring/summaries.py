@@ -24,6 +24,8 @@ the comparisons, not the grid, decide).
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 from collections.abc import Mapping
 from typing import Literal
 
@@ -236,6 +238,8 @@ def _grid_table(edges: NDArray[np.float64]) -> tuple[NDArray[np.intp], int, floa
     """A lookup table from grid cell to a lower bound of the bucket, and the steps to finish."""
     k = len(edges) - 1
     span = float(edges[-1] - edges[0])
+    if not 0.0 < _MIN_GRID / span < math.inf:  # edges subnormals apart, or span overflows
+        return np.zeros(1, np.intp), k + 1, sys.float_info.min
     grid = _MIN_GRID
     while True:
         scale = grid / span

@@ -78,7 +78,7 @@ def batch_document(columns: Columns, start: int, stop: int, rng: np.random.Gener
         "model_version": "3",
         "route": "champion",
         "time": 1764000000.0,
-        "request_ids": [f"r{i}" for i in range(start, stop)],
+        "request_ids": [f"req-{i}" for i in range(start, stop)],
         "features": {
             name: (values[start:stop].tolist() if isinstance(values, np.ndarray) else values[start:stop])
             for name, values in columns.items()

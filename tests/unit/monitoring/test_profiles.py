@@ -69,7 +69,9 @@ def test_a_profile_that_breaks_the_contract_is_refused_with_the_path_in_the_mess
         profiles.parse_reference(document, None)
 
 
-def test_a_schema_that_disagrees_with_the_profile_on_a_kind_is_refused(reference_document: dict[str, Any]) -> None:
+def test_a_schema_that_disagrees_with_the_profile_on_a_kind_is_refused(
+    reference_document: dict[str, Any],
+) -> None:
     schema = {"task": "classification", "features": [{"name": "age", "kind": "categorical"}]}
 
     with pytest.raises(profiles.ProfileError, match="age"):

@@ -69,7 +69,9 @@ def test_binning_agrees_with_the_contract_on_edges_extremes_and_missing_values()
 def test_the_lookup_table_binning_is_exact_for_any_edges(edges: NDArray[np.float64], data: Any) -> None:
     # Values drawn near, on and between edges, including pathological spacing.
     pool = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
-    picks = data.draw(st.lists(st.sampled_from(pool.tolist()) | st.floats(-2e6, 2e6), min_size=1, max_size=200))
+    picks = data.draw(
+        st.lists(st.sampled_from(pool.tolist()) | st.floats(-2e6, 2e6), min_size=1, max_size=200)
+    )
     values = np.array(picks, dtype=np.float64)
     layout = _layout([edges])
     summary = summaries.Summary.empty(layout)

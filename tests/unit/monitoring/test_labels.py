@@ -1,0 +1,62 @@
+"""The label join buffer is bounded in size and in age; AUC and RMSE from mergeable counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlsteward.monitoring import labels
+
+
+def test_a_label_joins_the_prediction_remembered_for_its_request_id() -> None:
+    buffer = labels.JoinBuffer(capacity=10, timeout_s=60.0)
+    buffer.remember(["a", "b"], ["1", "0"], [0.9, 0.2], now=0.0)
+
+    positions, predicted, scores = buffer.join(["b", "x", "a"], now=1.0)
+
+    assert positions == [0, 2]
+    assert predicted == ["0", "1"]
+    assert scores == [0.2, 0.9]
+    assert len(buffer) == 0
+
+
+def test_predictions_older_than_the_timeout_expire_and_are_counted() -> None:
+    buffer = labels.JoinBuffer(capacity=10, timeout_s=60.0)
+    buffer.remember(["old"], ["1"], [0.9], now=0.0)
+    buffer.remember(["new"], ["1"], [0.9], now=50.0)
+
+    positions, _, _ = buffer.join(["old", "new"], now=70.0)
+
+    assert positions == [1]
+    assert buffer.expired == 1
+
+
+def test_a_full_buffer_forgets_the_oldest_predictions_first() -> None:
+    buffer = labels.JoinBuffer(capacity=3, timeout_s=60.0)
+    buffer.remember([f"r{i}" for i in range(5)], None, None, now=0.0)
+
+    positions, _, _ = buffer.join(["r0", "r1", "r2", "r3", "r4"], now=1.0)
+
+    assert positions == [2, 3, 4]
+    assert buffer.evicted == 2
+
+
+def test_rmse_and_mae_for_regression() -> None:
+    counts = labels.PerformanceCounts()
+    counts.add_regression([1.0, 2.0, None, 4.0], [1.0, 4.0, 9.0, 2.0])
+
+    report = labels.report(counts, "regression")
+
+    assert report.labeled == 3
+    assert report.rmse == pytest.approx(np.sqrt(8.0 / 3.0))
+    assert report.mae == pytest.approx(4.0 / 3.0)
+
+
+def test_roc_auc_of_a_perfect_and_of_a_useless_ranking() -> None:
+    perfect = labels.PerformanceCounts()
+    perfect.add_classification(["1", "0"] * 50, ["1", "0"] * 50, [0.9, 0.1] * 50, "1")
+    useless = labels.PerformanceCounts()
+    useless.add_classification(["1"] * 100, ["1", "0"] * 50, [0.5] * 100, "1")
+
+    assert labels.roc_auc(perfect) == 1.0
+    assert labels.roc_auc(useless) == 0.5
