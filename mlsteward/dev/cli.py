@@ -150,6 +150,10 @@ spec:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["agent"]:  # the agent parses its own flags
+        from mlsteward.dev.agent import cli as agent_cli
+
+        return agent_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="mlsteward dev", description=__doc__)
     parser.add_argument(
         "--cache",
@@ -180,6 +184,7 @@ def main(argv: list[str]) -> int:
                 "--exit", action="store_true", help="leave it running and exit instead of waiting"
             )
         command.set_defaults(func=func)
+    sub.add_parser("agent", help="run the development node agent (see `mlsteward dev agent --help`)")
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
