@@ -1,0 +1,179 @@
+"""The S3 artifact store against a real MinIO: atomic, verified, with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from mlsteward.dev import minio
+from mlsteward.store import artifacts, s3, stores
+from mlsteward.store.errors import StoreError
+
+
+def _files() -> dict[str, bytes | pathlib.Path]:
+    return {"model.onnx": b"\x08\x07" + os.urandom(4096), "profile.json": b'{"rows": 3}\n'}
+
+
+def test_an_artifact_round_trips_through_the_bucket_and_is_cached_locally(
+    s3_settings: s3.S3Settings, bucket: str, cache_dir: pathlib.Path
+) -> None:
+    store = s3.S3ArtifactStore(f"s3://{bucket}/team-a", s3_settings)
+    files = _files()
+    ref = store.put(files)
+    assert ref.uri == f"s3://{bucket}/team-a/artifacts/sha256/{ref.digest}"
+    assert store.exists(ref.digest)
+    fetched = store.fetch(ref.digest, cache_dir)
+    assert fetched.read("model.onnx") == files["model.onnx"]
+    assert fetched.path == cache_dir / "artifacts" / "sha256" / ref.digest
+    # A second fetch is served from the verified cache.
+    assert store.fetch(ref.digest, cache_dir).path == fetched.path
+
+
+def test_the_same_files_get_the_same_digest_in_the_bucket_and_on_disk(
+    s3_settings: s3.S3Settings, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    files = _files()
+    in_bucket = s3.S3ArtifactStore(f"s3://{bucket}", s3_settings).put(files)
+    on_disk = stores.LocalArtifactStore(tmp_path / "local").put(files)
+    assert in_bucket.digest == on_disk.digest
+
+
+def test_open_store_picks_the_implementation_from_the_location(
+    minio_server: minio.MinioServer, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    assert isinstance(stores.open_store(f"s3://{bucket}/p", minio_server.env()), s3.S3ArtifactStore)
+    assert isinstance(stores.open_store(str(tmp_path)), stores.LocalArtifactStore)
+    assert isinstance(stores.open_store(tmp_path.as_uri()), stores.LocalArtifactStore)
+    with pytest.raises(StoreError, match="unsupported store location") as raised:
+        stores.open_store("gs://bucket")
+    assert raised.value.reason == "InvalidLocation"
+
+
+def test_an_artifact_uri_splits_into_store_and_digest() -> None:
+    assert stores.split_artifact_uri("s3://b/p/artifacts/sha256/" + "a" * 64) == ("s3://b/p", "a" * 64)
+    with pytest.raises(StoreError):
+        stores.split_artifact_uri("s3://b/p/model.onnx")
+
+
+def test_a_corrupted_object_in_the_bucket_is_refused_with_its_name(
+    s3_settings: s3.S3Settings, bucket: str, cache_dir: pathlib.Path
+) -> None:
+    store = s3.S3ArtifactStore(f"s3://{bucket}", s3_settings)
+    ref = store.put(_files())
+    key = f"artifacts/sha256/{ref.digest}/model.onnx"
+    # Overwrite the object behind the store's back, keeping the recorded sha256 metadata.
+    s3.make_client(s3_settings).put_object(
+        Bucket=bucket, Key=key, Body=b"tampered", Metadata={"sha256": artifacts.sha256_bytes(b"\x08\x07")}
+    )
+    with pytest.raises(StoreError, match=r"model\.onnx has sha256 .* refusing it") as raised:
+        store.fetch(ref.digest, cache_dir)
+    assert raised.value.reason == "DigestMismatch"
+    assert not (cache_dir / "artifacts" / "sha256" / ref.digest).exists()
+
+
+def test_a_digest_that_was_never_written_is_missing(
+    s3_settings: s3.S3Settings, bucket: str, cache_dir: pathlib.Path
+) -> None:
+    store = s3.S3ArtifactStore(f"s3://{bucket}", s3_settings)
+    assert not store.exists("b" * 64)
+    with pytest.raises(StoreError, match="its manifest is missing") as raised:
+        store.fetch("b" * 64, cache_dir)
+    assert raised.value.reason == "ObjectMissing"
+
+
+_UPLOADER = textwrap.dedent(
+    """
+    import os, pathlib, sys
+    from mlsteward.store import s3
+    big = pathlib.Path(sys.argv[2])
+    store = s3.S3ArtifactStore(sys.argv[1], s3.S3Settings.from_environment(os.environ))
+    print("uploading", flush=True)
+    store.put({"a-small.json": b"{}", "model.onnx": big})
+    print("done", flush=True)
+    """
+)
+
+
+def test_an_upload_killed_midway_never_looks_like_an_artifact(
+    minio_server: minio.MinioServer, s3_settings: s3.S3Settings, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    big = tmp_path / "model.onnx"
+    big.write_bytes(os.urandom(200 << 20))
+    files: dict[str, bytes | pathlib.Path] = {"a-small.json": b"{}", "model.onnx": big}
+    expected = artifacts.sha256_bytes(
+        artifacts.manifest_bytes(
+            {"a-small.json": artifacts.sha256_bytes(b"{}"), "model.onnx": artifacts.sha256_file(big)}
+        )
+    )
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", _UPLOADER, f"s3://{bucket}", str(big)],
+        env=dict(os.environ, **minio_server.env()),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert uploader.stdout is not None and uploader.stdout.readline().strip() == "uploading"
+    client = s3.make_client(s3_settings)
+    deadline = time.monotonic() + 60
+    # Kill it once the first object landed and the large one is in flight.
+    while time.monotonic() < deadline:
+        listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        if any(o["Key"].endswith("a-small.json") for o in listed):
+            break
+        time.sleep(0.01)
+    os.kill(uploader.pid, signal.SIGKILL)
+    uploader.wait(10)
+    store = s3.S3ArtifactStore(f"s3://{bucket}", s3_settings)
+    assert not store.exists(expected)
+    with pytest.raises(StoreError) as raised:
+        store.fetch(expected, tmp_path / "cache")
+    assert raised.value.reason == "ObjectMissing"
+    # Retrying the upload completes the same artifact.
+    assert store.put(files).digest == expected
+    assert store.exists(expected)
+
+
+def test_wrong_credentials_are_named_as_such(s3_settings: s3.S3Settings, bucket: str) -> None:
+    wrong = dataclasses.replace(s3_settings, secret_access_key="not-the-secret")
+    with pytest.raises(StoreError, match="rejected the credentials") as raised:
+        s3.S3ArtifactStore(f"s3://{bucket}", wrong).put(_files())
+    assert raised.value.reason == "CredentialsRejected"
+
+
+def test_a_missing_bucket_is_named_as_such(s3_settings: s3.S3Settings) -> None:
+    with pytest.raises(StoreError, match="bucket does not exist") as raised:
+        s3.S3ArtifactStore("s3://no-such-bucket-here", s3_settings).put(_files())
+    assert raised.value.reason == "BucketMissing"
+
+
+def test_an_unreachable_endpoint_fails_after_bounded_retries(s3_settings: s3.S3Settings) -> None:
+    from mlsteward.dev import controlplane
+
+    closed = dataclasses.replace(
+        s3_settings,
+        endpoint_url=f"http://127.0.0.1:{controlplane.free_port()}",
+        max_attempts=2,
+        connect_timeout_s=1,
+    )
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="could not be reached") as raised:
+        s3.S3ArtifactStore("s3://bucket", closed).exists("c" * 64)
+    assert raised.value.reason == "Unreachable"
+    assert time.monotonic() - started < 30
+
+
+def test_a_dataset_object_streams_in_chunks(s3_settings: s3.S3Settings, bucket: str) -> None:
+    payload = os.urandom(3 << 20)
+    s3.make_client(s3_settings).put_object(Bucket=bucket, Key="data/credit.csv", Body=payload)
+    chunks = list(s3.stream_object(f"s3://{bucket}/data/credit.csv", s3_settings))
+    assert len(chunks) >= 3 and b"".join(chunks) == payload
+    with pytest.raises(StoreError) as raised:
+        list(s3.stream_object(f"s3://{bucket}/data/missing.csv", s3_settings))
+    assert raised.value.reason == "ObjectMissing"
