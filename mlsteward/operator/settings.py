@@ -54,7 +54,7 @@ class Settings:
     """Timeout of one monitor sidecar /summary request, in seconds."""
     workers: int = 8
     """Objects reconciled concurrently."""
-    watch_timeout_seconds: float = 60.0
+    watch_timeout_seconds: int = 60
     """Server-side timeout of watch requests (and the client's, plus slack), in seconds."""
     liveness_endpoint: str = ""
     """kopf's liveness endpoint, e.g. http://0.0.0.0:8081/healthz; empty: none."""
