@@ -1,0 +1,515 @@
+"""Open Inference Protocol (KServe v2) and KServe v1 messages: parse, validate, encode. Pure: no HTTP, no I/O.
+
+The grammar, from the protocol's REST specification::
+
+    $inference_request = { "id" : $string #optional, "parameters" : $parameters #optional,
+                           "inputs" : [ $request_input, ... ],
+                           "outputs" : [ $request_output, ... ] #optional }
+    $request_input     = { "name" : $string, "shape" : [ $number, ... ], "datatype" : $string,
+                           "parameters" : $parameters #optional, "data" : $tensor_data }
+    $request_output    = { "name" : $string, "parameters" : $parameters #optional }
+    $inference_response = { "model_name" : $string, "model_version" : $string #optional, "id" : $string,
+                            "parameters" : $parameters #optional, "outputs" : [ $response_output, ... ] }
+    $response_output   = { "name" : $string, "shape" : [ $number, ... ], "datatype" : $string,
+                           "data" : $tensor_data }
+
+    KServe v1: { "instances": [ <row>, ... ] } -> { "predictions": [ <prediction>, ... ] }
+
+Inputs come either as one ``[N, F]`` tensor in the model's feature order (numeric datatypes for
+numeric-only models, ``BYTES`` for models with categoricals) or as one ``[N]``/``[N, 1]`` tensor
+per feature (``BYTES`` for categoricals). Inputs named after the model's sensitive columns are
+accepted as metadata for the monitor and never reach the model. Numeric ``null`` means missing
+(the trained pipeline imputes it); categorical ``null`` becomes ``""`` (the trainer's missing
+category). Every problem raises :class:`~mlsteward.serving.errors.BadRequestError` naming the input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from mlsteward.serving import errors, signatures
+
+NUMERIC_DATATYPES = frozenset(
+    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+)
+DATATYPES = NUMERIC_DATATYPES | {"BYTES"}
+_INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    "UINT8": (0, 2**8 - 1),
+    "UINT16": (0, 2**16 - 1),
+    "UINT32": (0, 2**32 - 1),
+    "UINT64": (0, 2**64 - 1),
+    "INT8": (-(2**7), 2**7 - 1),
+    "INT16": (-(2**15), 2**15 - 1),
+    "INT32": (-(2**31), 2**31 - 1),
+    "INT64": (-(2**63), 2**63 - 1),
+}
+REASON_CODES = "reason_codes"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+_AnyArray = np.ndarray[Any, Any]
+
+
+@dataclasses.dataclass(slots=True)
+class InferRequest:
+    """A validated request: one ``[rows, 1]`` array per feature, in the model's feature order."""
+
+    id: str | None
+    rows: int
+    columns: dict[str, _AnyArray]
+    metadata: dict[str, list[Any]]
+    outputs: tuple[str, ...] | None
+    reason_codes: bool
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise errors.BadRequestError("request body is empty: expected a JSON object")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise errors.BadRequestError(f"request body is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise errors.BadRequestError(f"request body must be a JSON object, got {_json_type(document)}")
+    return document
+
+
+def request_id(document: dict[str, Any]) -> str | None:
+    value = document.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.BadRequestError(f"'id' must be a string, got {_json_type(value)}")
+    if len(value) > 256:
+        raise errors.BadRequestError(f"'id' is {len(value)} characters long: at most 256 allowed")
+    return value
+
+
+def parse_v2(
+    document: dict[str, Any], signature: signatures.Signature, output_names: tuple[str, ...], max_rows: int
+) -> InferRequest:
+    """Validate a v2 inference request against the model; raise BadRequestError/PayloadTooLargeError."""
+    rid = request_id(document)
+    parameters = _parameters(document.get("parameters"), "'parameters'")
+    reason_codes = parameters.get(REASON_CODES, False)
+    if not isinstance(reason_codes, bool):
+        raise errors.BadRequestError(
+            f"parameters.{REASON_CODES} must be true or false, got {_json_type(reason_codes)}"
+        )
+    outputs = _requested_outputs(document.get("outputs"), output_names)
+    if outputs is not None and REASON_CODES in outputs:
+        reason_codes = True
+    inputs = document.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise errors.BadRequestError("'inputs' must be a non-empty list of input tensors")
+    tensors = [_tensor(entry, position) for position, entry in enumerate(inputs)]
+    known = signature.index
+    if len(tensors) == 1 and tensors[0].name not in known and tensors[0].name not in signature.sensitive:
+        rows, columns = _tabular(tensors[0], signature, max_rows)
+        metadata: dict[str, list[Any]] = {}
+    else:
+        rows, columns, metadata = _per_feature(tensors, signature, max_rows)
+    return InferRequest(rid, rows, columns, metadata, outputs, reason_codes)
+
+
+def parse_v1(document: dict[str, Any], signature: signatures.Signature, max_rows: int) -> InferRequest:
+    """Validate a KServe v1 ``{"instances": [...]}`` request: rows as lists (feature order) or objects."""
+    instances = document.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise errors.BadRequestError("'instances' must be a non-empty list of rows")
+    rows = len(instances)
+    _check_rows(rows, max_rows)
+    names = signature.names
+    if all(isinstance(row, list) for row in instances):
+        for position, row in enumerate(instances):
+            if len(row) != len(names):
+                raise errors.BadRequestError(
+                    f"instances[{position}] has {len(row)} values; the model takes {len(names)} features: "
+                    + ", ".join(names)
+                )
+        table = _Tensor("instances", [rows, len(names)], "BYTES", instances)
+        if signature.numeric_only:
+            table = _Tensor("instances", [rows, len(names)], "FP64", instances)
+        _, columns = _tabular(table, signature, max_rows)
+        return InferRequest(None, rows, columns, {}, None, False)
+    if not all(isinstance(row, dict) for row in instances):
+        raise errors.BadRequestError(
+            "'instances' must hold rows that are all lists (feature order) or all objects"
+        )
+    allowed = set(names) | set(signature.sensitive)
+    for position, row in enumerate(instances):
+        for key in row:
+            if key not in allowed:
+                raise errors.BadRequestError(
+                    f"instances[{position}] has unknown feature {key!r}; the model's features are: "
+                    + ", ".join(names)
+                )
+        missing = [name for name in names if name not in row]
+        if missing:
+            raise errors.BadRequestError(
+                f"instances[{position}] is missing feature(s): " + ", ".join(missing)
+            )
+    columns = {}
+    for feature in signature.features:
+        values = [row[feature.name] for row in instances]
+        where = f"feature {feature.name!r}"
+        if feature.kind == "numeric":
+            columns[feature.name] = _numeric_values(values, "FP64", where).reshape(rows, 1)
+        else:
+            columns[feature.name] = _string_column(values, where)
+    metadata = {
+        name: [row.get(name) for row in instances]
+        for name in signature.sensitive
+        if any(name in row for row in instances)
+    }
+    return InferRequest(None, rows, columns, metadata, None, False)
+
+
+def encode_v2(
+    *,
+    model_name: str,
+    version: str,
+    rid: str,
+    route: str,
+    outputs: dict[str, _AnyArray],
+    datatypes: dict[str, str],
+    selected: tuple[str, ...],
+) -> bytes:
+    encoded = []
+    for name in selected:
+        array = outputs[name]
+        data: Any = (
+            array.ravel().tolist() if array.dtype.kind in "OUS" else np.ascontiguousarray(array).ravel()
+        )
+        encoded.append({"name": name, "datatype": datatypes[name], "shape": list(array.shape), "data": data})
+    document = {
+        "model_name": model_name,
+        "model_version": version,
+        "id": rid,
+        "parameters": {"route": route},
+        "outputs": encoded,
+    }
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode_v1(version: str, route: str, predictions: _AnyArray) -> bytes:
+    flat = predictions.reshape(len(predictions), -1)[:, 0] if predictions.ndim > 1 else predictions
+    data: Any = flat.tolist() if flat.dtype.kind in "OUS" else np.ascontiguousarray(flat)
+    return orjson.dumps(
+        {"predictions": data, "model_version": version, "route": route}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+
+
+def encode_error(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class _Tensor:
+    name: str
+    shape: list[int]
+    datatype: str
+    data: Any
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _parameters(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.BadRequestError(f"{where} must be an object, got {_json_type(value)}")
+    return value
+
+
+def _requested_outputs(value: Any, output_names: tuple[str, ...]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise errors.BadRequestError(
+            f"'outputs' must be a list of {{\"name\": ...}} objects, got {_json_type(value)}"
+        )
+    names: list[str] = []
+    allowed = (*output_names, REASON_CODES)
+    for position, entry in enumerate(value):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise errors.BadRequestError(f"outputs[{position}] must be an object with a string 'name'")
+        _parameters(entry.get("parameters"), f"outputs[{position}].parameters")
+        name = entry["name"]
+        if name not in allowed:
+            raise errors.BadRequestError(
+                f"unknown output {name!r}; the model's outputs are: " + ", ".join(allowed)
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _tensor(entry: Any, position: int) -> _Tensor:
+    if not isinstance(entry, dict):
+        raise errors.BadRequestError(f"inputs[{position}] must be an object, got {_json_type(entry)}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise errors.BadRequestError(f"inputs[{position}].name must be a non-empty string")
+    where = f"input {name!r}"
+    datatype = entry.get("datatype")
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise errors.BadRequestError(
+            f"{where}: unknown datatype {datatype!r}; expected one of " + ", ".join(sorted(DATATYPES))
+        )
+    shape = entry.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(type(d) is int and 0 <= d < 2**31 for d in shape)  # bools are not dimensions
+    ):
+        raise errors.BadRequestError(
+            f"{where}: shape must be a non-empty list of non-negative integers, got {shape!r}"
+        )
+    _parameters(entry.get("parameters"), f"{where} parameters")
+    if "data" not in entry:
+        raise errors.BadRequestError(f"{where}: 'data' is missing")
+    data = entry["data"]
+    if not isinstance(data, list):
+        raise errors.BadRequestError(
+            f"{where}: 'data' must be a list (flat or nested, row-major), got {_json_type(data)}"
+        )
+    return _Tensor(name, shape, datatype, data)
+
+
+def _check_rows(rows: int, max_rows: int) -> None:
+    if rows < 1:
+        raise errors.BadRequestError("the request has no rows: the first dimension must be at least 1")
+    if rows > max_rows:
+        raise errors.PayloadTooLargeError(f"the request has {rows} rows: at most {max_rows} are allowed")
+
+
+def _size(shape: list[int]) -> int:
+    size = 1
+    for dimension in shape:
+        size *= dimension
+    return size
+
+
+def _tabular(
+    tensor: _Tensor, signature: signatures.Signature, max_rows: int
+) -> tuple[int, dict[str, _AnyArray]]:
+    names = signature.names
+    where = f"input {tensor.name!r}"
+    if len(tensor.shape) != 2 or tensor.shape[1] != len(names):
+        raise errors.BadRequestError(
+            f"{where}: shape {tensor.shape} does not fit the model: send one [N, {len(names)}] tensor with "
+            f"the features in this order ({', '.join(names)}) or one tensor per feature named after it"
+        )
+    rows = tensor.shape[0]
+    _check_rows(rows, max_rows)
+    if tensor.datatype != "BYTES":
+        if not signature.numeric_only:
+            raise errors.BadRequestError(
+                f"{where}: datatype {tensor.datatype} cannot carry the categorical feature(s) "
+                + ", ".join(signature.categorical_names)
+                + "; send the [N, F] tensor as BYTES or one tensor per feature"
+            )
+        values = _numeric_values(tensor.data, tensor.datatype, where, _size(tensor.shape))
+        # [F, N, 1] contiguous: iterating it yields each feature's [N, 1] column as a view, no copies.
+        by_feature = np.ascontiguousarray(values.reshape(rows, len(names)).T).reshape(len(names), rows, 1)
+        return rows, dict(zip(names, by_feature, strict=True))
+    flat = _flatten(tensor.data, where)
+    if len(flat) != rows * len(names):
+        raise errors.BadRequestError(
+            f"{where}: shape {tensor.shape} needs {rows * len(names)} values, data has {len(flat)}"
+        )
+    columns: dict[str, _AnyArray] = {}
+    for j, feature in enumerate(signature.features):
+        values_j = flat[j :: len(names)]
+        column_where = f"{where} column {j} ({feature.name!r})"
+        if feature.kind == "numeric":
+            columns[feature.name] = _numeric_values(values_j, "BYTES", column_where).reshape(rows, 1)
+        else:
+            columns[feature.name] = _string_column(values_j, column_where)
+    return rows, columns
+
+
+def _per_feature(
+    tensors: list[_Tensor], signature: signatures.Signature, max_rows: int
+) -> tuple[int, dict[str, _AnyArray], dict[str, list[Any]]]:
+    seen: dict[str, _Tensor] = {}
+    for tensor in tensors:
+        if tensor.name in seen:
+            raise errors.BadRequestError(f"input {tensor.name!r} appears more than once")
+        if tensor.name not in signature.index and tensor.name not in signature.sensitive:
+            raise errors.BadRequestError(
+                f"unknown input name {tensor.name!r}; the model's inputs are: " + ", ".join(signature.names)
+            )
+        seen[tensor.name] = tensor
+    missing = [name for name in signature.names if name not in seen]
+    if missing:
+        raise errors.BadRequestError("missing feature(s): " + ", ".join(missing))
+    rows = -1
+    for tensor in seen.values():
+        if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
+            raise errors.BadRequestError(f"input {tensor.name!r}: shape {tensor.shape} must be [N] or [N, 1]")
+        if rows == -1:
+            rows = tensor.shape[0]
+            _check_rows(rows, max_rows)
+        elif tensor.shape[0] != rows:
+            raise errors.BadRequestError(
+                f"input {tensor.name!r} has {tensor.shape[0]} rows but the other inputs have {rows}"
+            )
+    columns: dict[str, _AnyArray] = {}
+    for feature in signature.features:
+        tensor = seen[feature.name]
+        where = f"input {feature.name!r}"
+        if feature.kind == "numeric":
+            if tensor.datatype == "BYTES":
+                raise errors.BadRequestError(
+                    f"{where} is a numeric feature: send FP32, FP64 or an integer datatype, not BYTES"
+                )
+            columns[feature.name] = _numeric_values(tensor.data, tensor.datatype, where, rows).reshape(
+                rows, 1
+            )
+        else:
+            if tensor.datatype != "BYTES":
+                raise errors.BadRequestError(
+                    f"{where} is a categorical feature: send BYTES, not {tensor.datatype}"
+                )
+            flat = _flatten(tensor.data, where)
+            if len(flat) != rows:
+                raise errors.BadRequestError(
+                    f"{where}: shape {tensor.shape} needs {rows} values, data has {len(flat)}"
+                )
+            columns[feature.name] = _string_column(flat, where)
+    metadata = {}
+    for name in signature.sensitive:
+        if name in seen:
+            flat = _flatten(seen[name].data, f"input {name!r}")
+            if len(flat) != rows:
+                raise errors.BadRequestError(f"input {name!r}: needs {rows} values, data has {len(flat)}")
+            metadata[name] = [v if v is None or isinstance(v, str | int | float) else str(v) for v in flat]
+    return rows, columns, metadata
+
+
+def _flatten(data: Any, where: str) -> list[Any]:
+    """Row-major flattening of nested lists without recursion (JSON nesting can be deep)."""
+    if not any(isinstance(item, list) for item in data):
+        return list(data)
+    flat: list[Any] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                if len(stack) > 32:
+                    raise errors.BadRequestError(f"{where}: data is nested more than 32 levels deep")
+                stack.append(iter(item))
+                break
+            if isinstance(item, dict):
+                raise errors.BadRequestError(f"{where}: data holds an object; expected numbers or strings")
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _numeric_values(data: Any, datatype: str, where: str, expected: int | None = None) -> _FloatArray:
+    """A flat float32 array; null becomes NaN (missing). Rejects strings, booleans (unless BOOL), overflow."""
+    try:
+        array = np.array(data)
+    except (ValueError, TypeError, RecursionError):
+        raise errors.BadRequestError(
+            f"{where}: data is ragged: nested lists must all have the same length"
+        ) from None
+    kind = array.dtype.kind
+    if kind == "b" and datatype not in ("BOOL", "BYTES"):
+        raise errors.BadRequestError(f"{where}: datatype {datatype} but the data holds booleans")
+    if kind in "US":
+        if datatype != "BYTES":
+            raise errors.BadRequestError(f"{where}: datatype {datatype} but the data holds strings")
+        array = np.array(_objects_to_floats(array.ravel().tolist(), datatype, where, strings=True))
+    elif kind == "O":
+        array = np.array(
+            _objects_to_floats(_flatten(data, where), datatype, where, strings=datatype == "BYTES")
+        )
+    elif kind not in "iufb":
+        raise errors.BadRequestError(f"{where}: data holds values that are not numbers")
+    flat = array.reshape(-1)
+    if expected is not None and flat.size != expected:
+        raise errors.BadRequestError(f"{where}: the shape needs {expected} values, data has {flat.size}")
+    if datatype in _INTEGER_RANGES and flat.size:
+        finite = flat[~np.isnan(flat)] if flat.dtype.kind == "f" else flat
+        if finite.size:
+            if finite.dtype.kind == "f" and not np.array_equal(finite, np.floor(finite)):
+                raise errors.BadRequestError(
+                    f"{where}: datatype {datatype} but the data holds non-integer numbers"
+                )
+            low, high = _INTEGER_RANGES[datatype]
+            if finite.min() < low or finite.max() > high:
+                raise errors.BadRequestError(f"{where}: a value is outside the range of {datatype}")
+    if flat.size and flat.dtype.kind == "f" and float(np.abs(flat).max(initial=0.0)) > _FLOAT32_MAX:
+        # NaN (missing) compares False above; only values that would overflow float32 are refused.
+        raise errors.BadRequestError(
+            f"{where}: a value is infinite or too large for a 32-bit float (the model's input type)"
+        )
+    result: _FloatArray = flat.astype(np.float32)
+    return result
+
+
+def _objects_to_floats(values: list[Any], datatype: str, where: str, *, strings: bool) -> list[float]:
+    converted: list[float] = []
+    for value in values:
+        if value is None:
+            converted.append(float("nan"))
+        elif isinstance(value, bool):
+            if datatype not in ("BOOL", "BYTES"):
+                raise errors.BadRequestError(f"{where}: datatype {datatype} but the data holds booleans")
+            converted.append(float(value))
+        elif isinstance(value, int | float):
+            try:
+                converted.append(float(value))
+            except OverflowError:
+                raise errors.BadRequestError(f"{where}: the number {value} is too large") from None
+        elif isinstance(value, str) and strings:
+            try:
+                number = float(value)
+            except ValueError:
+                raise errors.BadRequestError(f"{where}: {value[:64]!r} is not a number") from None
+            if math.isnan(number):  # NaN spelled as a string is not a missing value
+                raise errors.BadRequestError(
+                    f"{where}: {value[:64]!r} is not a finite number; send null for missing"
+                )
+            converted.append(number)
+        else:
+            raise errors.BadRequestError(f"{where}: expected numbers or null, got {_json_type(value)}")
+    return converted
+
+
+def _string_column(values: list[Any], where: str) -> _AnyArray:
+    column = np.empty((len(values), 1), dtype=object)
+    for position, value in enumerate(values):
+        if value is None:
+            column[position, 0] = ""
+        elif isinstance(value, str):
+            column[position, 0] = value
+        else:
+            raise errors.BadRequestError(
+                f"{where} is categorical: expected strings or null, got {_json_type(value)}"
+            )
+    return column
