@@ -21,6 +21,11 @@ def main(argv: Sequence[str]) -> int:
         document = outcome.build(reason="DataInvalid", message=str(error))
         outcome.emit(document, None, None)
         return errors.EXIT_BAD_INPUT
+    # Before scikit-learn loads OpenMP: idle OpenMP threads sleep instead of spinning. With
+    # spinning, a fit on a pod's CPU limit or a shared machine ran up to 25x slower (measured
+    # here: HistGradientBoosting 200k rows, 152 s spinning vs 11 s passive). An explicit
+    # setting in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from mlsteward.training import runner  # heavy imports only once the flags are sound
 
     document, code = runner.run(config)

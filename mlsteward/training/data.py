@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import pathlib
 import urllib.error
 import urllib.parse
@@ -35,7 +34,7 @@ class RawDataset:
     uri: str
     format: str
     sha256: str
-    content: bytes
+    content: bytearray
 
 
 def infer_format(uri: str, declared: str | None) -> str:
@@ -85,9 +84,10 @@ def fetch(uri: str, declared_format: str | None, pinned_sha256: str | None) -> R
     actual = digest.hexdigest()
     if pinned_sha256 is not None and actual != pinned_sha256:
         raise errors.DigestMismatch(
-            f"dataset {uri} has sha256 {actual}, but dataset.sha256 pins {pinned_sha256}: refusing to train"
+            f"dataset {uri} has sha256 {actual}, but dataset.sha256 pins {pinned_sha256}: refusing to train",
+            actual,
         )
-    return RawDataset(uri=uri, format=data_format, sha256=actual, content=bytes(buffer))
+    return RawDataset(uri=uri, format=data_format, sha256=actual, content=buffer)
 
 
 def parse(raw: RawDataset, columns: list[str]) -> pd.DataFrame:

@@ -68,6 +68,10 @@ class DigestMismatch(TrainingError):
 
     reason: Reason = "DigestMismatch"
 
+    def __init__(self, message: str, actual_sha256: str) -> None:
+        super().__init__(message)
+        self.actual_sha256 = actual_sha256
+
 
 class EstimatorInvalid(TrainingError):
     """The estimator is not allow-listed, or its parameters are unknown or invalid."""

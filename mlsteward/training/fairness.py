@@ -21,13 +21,14 @@ MISSING_GROUP = "<missing>"
 _MAX_DISCRETE = 10
 
 
-def group_labels(series: pd.Series) -> np.ndarray[Any, Any]:
+def group_labels(series: pd.Series, reference: pd.Series | None = None) -> np.ndarray[Any, Any]:
     """Group name per row: the value as text, or for a many-valued numeric column (age) its quartile
-    band ``[lo, hi)`` computed over the whole column."""
+    band ``[lo, hi)``, the quartiles taken over ``reference`` (the whole column) when given."""
     missing = series.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype="float64", na_value=np.nan)
-        present = values[~missing]
+        source = series if reference is None else reference
+        present = source.dropna().to_numpy(dtype="float64")
         if len(np.unique(present)) > _MAX_DISCRETE:
             edges = np.unique(np.quantile(present, [0.25, 0.5, 0.75]))
             names = _band_names(edges)
@@ -67,10 +68,10 @@ def column_report(
 ) -> dict[str, Any]:
     """The report for one sensitive column; positives are None when the task has no selection
     (regression, multiclass), which leaves only group sizes."""
-    names, sizes = np.unique(groups.astype(str), return_counts=True)
+    sizes = {str(k): int(v) for k, v in pd.Series(groups, dtype=object).value_counts(sort=False).items()}
     per_group: dict[str, dict[str, Any]] = {}
-    for name, size in zip(names, sizes, strict=True):
-        entry: dict[str, Any] = {"size": int(size)}
+    for name in sorted(sizes):
+        entry: dict[str, Any] = {"size": sizes[name]}
         if y_true_positive is not None and predicted_positive is not None:
             in_group = groups == name
             entry["selection_rate"] = _rate(predicted_positive, in_group)

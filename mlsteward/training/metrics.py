@@ -5,10 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mlsteward.api import model as api_model
 
 GateStatus = str  # "passed" | "failed" | "inconclusive"
+
+
+def class_codes(values: np.ndarray[Any, Any], classes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Each value's index in ``classes`` (-1 when absent): integer labels keep the metrics fast."""
+    codes: np.ndarray[Any, Any] = pd.Categorical(
+        np.asarray(values).astype(str), categories=np.asarray(classes).astype(str)
+    ).codes.astype(np.int64)
+    return codes
 
 
 def classification(
@@ -19,25 +28,23 @@ def classification(
 ) -> dict[str, float]:
     from sklearn import metrics
 
-    y = y_true.astype(str)
-    predicted = labels.astype(str)
-    class_names = classes.astype(str)
-    binary = len(classes) == 2
+    y = class_codes(y_true, classes)
+    predicted = class_codes(labels, classes)
+    indices = np.arange(len(classes))
     result = {
-        "accuracy": float(metrics.accuracy_score(y, predicted)),
-        "log_loss": float(metrics.log_loss(y, np.clip(probabilities, 1e-15, 1.0), labels=class_names)),
+        "accuracy": float(np.mean(y == predicted)),
+        "log_loss": float(metrics.log_loss(y, np.clip(probabilities, 1e-15, 1.0), labels=indices)),
     }
-    if binary:
-        positive = class_names[1]
-        result["f1"] = float(metrics.f1_score(y, predicted, pos_label=positive))
-        result["roc_auc"] = float(metrics.roc_auc_score(y == positive, probabilities[:, 1]))
+    if len(classes) == 2:
+        result["f1"] = float(metrics.f1_score(y, predicted, pos_label=1, labels=indices))
+        if len(np.unique(y)) == 2:
+            result["roc_auc"] = float(metrics.roc_auc_score(y == 1, probabilities[:, 1]))
     else:
-        result["f1"] = float(metrics.f1_score(y, predicted, average="macro", labels=class_names))
-        present = np.isin(class_names, np.unique(y))
-        if present.all():
+        result["f1"] = float(metrics.f1_score(y, predicted, average="macro", labels=indices))
+        if len(np.unique(y)) == len(classes):
             scores = probabilities / probabilities.sum(axis=1, keepdims=True)
             result["roc_auc"] = float(
-                metrics.roc_auc_score(y, scores, multi_class="ovr", average="macro", labels=class_names)
+                metrics.roc_auc_score(y, scores, multi_class="ovr", average="macro", labels=indices)
             )
     return result
 

@@ -52,8 +52,11 @@ def emit(
     document: dict[str, Any], output_json: pathlib.Path | None, termination_path: pathlib.Path | None
 ) -> None:
     line = encode(document)
-    sys.stdout.buffer.write(line + b"\n")
-    sys.stdout.flush()
+    # The process's real stdout, whatever a library may have redirected sys.stdout to.
+    stdout = sys.__stdout__ if sys.__stdout__ is not None else sys.stdout
+    stdout.flush()
+    stdout.buffer.write(line + b"\n")
+    stdout.flush()
     for path in (output_json, termination_path):
         if path is None:
             continue

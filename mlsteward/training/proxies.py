@@ -9,8 +9,6 @@ even though it never sees it.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import warnings
 from typing import Any
 
@@ -57,7 +55,7 @@ def score(
     y = groups[keep].astype(str)
     x_fit, x_eval, y_fit, y_eval = train_test_split(x, y, test_size=0.3, random_state=seed, stratify=y)
     model = pipeline.build_pipeline(LogisticRegression(max_iter=300), features, categorical)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings say nothing about leakage
         model.fit(x_fit, y_fit)
         probabilities = model.predict_proba(x_eval)

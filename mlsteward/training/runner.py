@@ -61,6 +61,8 @@ def run(config: settings.TrainSettings) -> tuple[dict[str, Any], int]:
         document = _train(config, context)
     except errors.TrainingError as error:
         log.error("training failed (%s): %s", error.reason, error.message)
+        if isinstance(error, errors.DigestMismatch):
+            context.dataset_sha256 = error.actual_sha256
         document = outcome.build(
             reason=error.reason,
             message=error.message,
@@ -103,6 +105,8 @@ def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
             frame.iloc[split.test].reset_index(drop=True),
         )
     sensitive_present = [c for c in dataset_spec.sensitive if c in frame.columns]
+    # Sequential on purpose: a side thread for the proxies and profile made a 1M-row linear fit
+    # 2x slower here (both threads contend for OpenBLAS's single thread pool).
     proxy_reports = _proxy_reports(frame, spec, sensitive_present, config.proxy_sample_rows)
     with _stage("feature profile"):
         feature_profile = profiles.build_features(train, features, categorical)
@@ -126,15 +130,12 @@ def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
             raise errors.ParityFailed(
                 "ONNX model disagrees with scikit-learn: " + "; ".join(parity["breaches"])
             )
-    with _stage("prediction profile"):
-        on_train = conversion.predict_onnx(
-            model_bytes, conversion.feeds(train, features, categorical), spec.task
-        )
-        prediction_profile = profiles.build_prediction(spec.task, on_train.labels, on_train.values)
+    # Predictions are summarised on the holdout: see docs/training.md ("The prediction profile").
+    prediction_profile = profiles.build_prediction(spec.task, served.labels, served.values)
     classes = model.classes_ if spec.task == "classification" else None
     with _stage("metrics and fairness"):
         holdout = _holdout_metrics(spec.task, test[dataset_spec.target].to_numpy(), served, classes)
-        fairness_reports = _fairness_reports(frame, split.test, spec, served, test, classes)
+        fairness_reports = _fairness_reports(frame, spec, served, test, classes)
         gates = _gates(spec, holdout, fairness_reports)
     with _stage("write"):
         digest, uri = _write(
@@ -197,7 +198,6 @@ def _holdout_metrics(
 
 def _fairness_reports(
     frame: pd.DataFrame,
-    test_rows: np.ndarray[Any, Any],
     spec: api_model.ModelSpec,
     served: conversion.Predictions,
     test: pd.DataFrame,
@@ -216,7 +216,7 @@ def _fairness_reports(
         if column not in frame.columns:
             reports[column] = fairness.absent_report(gates)
             continue
-        groups = fairness.group_labels(frame[column])[test_rows]
+        groups = fairness.group_labels(test[column], reference=frame[column])
         reports[column] = fairness.column_report(groups, y_pos, pred_pos, gates)
     return reports
 

@@ -48,7 +48,7 @@ class TrainSettings:
     """The Model's namespace, recorded in the lineage."""
     image_digest: str | None = None
     """The trainer container image's digest, recorded in the lineage when known."""
-    proxy_sample_rows: int = 20_000
+    proxy_sample_rows: int = 5_000
     """Rows sampled to fit each proxy classifier (rows)."""
 
 
@@ -68,7 +68,7 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     "proxy_sample_rows": (
         "--proxy-sample-rows",
         "MLSTEWARD_PROXY_SAMPLE_ROWS",
-        "rows sampled per proxy classifier (default 20000)",
+        "rows sampled per proxy classifier (default 5000)",
     ),
 }
 SPEC_TEXT_ENV = "MLSTEWARD_MODEL_SPEC"

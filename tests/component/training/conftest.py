@@ -65,7 +65,9 @@ def train(
         [*command, *(args or [])], capture_output=True, text=True, timeout=timeout, env=environment, cwd=REPO
     )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one outcome line, got stdout={result.stdout!r} stderr={result.stderr[-3000:]}"
+    assert len(lines) == 1, (
+        f"expected one outcome line, got stdout={result.stdout!r} stderr={result.stderr[-3000:]}"
+    )
     return Run(result.returncode, json.loads(lines[0]), result.stdout, result.stderr)
 
 

@@ -27,10 +27,13 @@ def test_a_credit_model_becomes_a_verified_artifact_that_follows_the_contract(
     store = tmp_path / "store"
     termination = tmp_path / "termination-log"
     spec = credit_spec(
-        str(credit_parquet), estimator={"className": "HistGradientBoostingClassifier", "params": {"max_iter": 30}}
+        str(credit_parquet),
+        estimator={"className": "HistGradientBoostingClassifier", "params": {"max_iter": 30}},
     )
     run = train(
-        store, spec, env={"MLSTEWARD_IMAGE_DIGEST": "sha256:" + "ab" * 32},
+        store,
+        spec,
+        env={"MLSTEWARD_IMAGE_DIGEST": "sha256:" + "ab" * 32},
         args=["--termination-message-path", str(termination), "--name", "credit", "--namespace", "risk"],
     )
 
@@ -67,8 +70,13 @@ def test_a_credit_model_becomes_a_verified_artifact_that_follows_the_contract(
     lineage = run.json_file("lineage.json")
     assert lineage["dataset"]["sha256"] == hashlib.sha256(credit_parquet.read_bytes()).hexdigest()
     assert lineage["model_onnx_sha256"] == hashlib.sha256(verified.read("model.onnx")).hexdigest()
-    assert lineage["image_digest"] == "sha256:" + "ab" * 32 and lineage["model"] == {"name": "credit", "namespace": "risk"}
-    assert {"python", "mlsteward", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"} <= set(lineage["versions"])
+    assert lineage["image_digest"] == "sha256:" + "ab" * 32 and lineage["model"] == {
+        "name": "credit",
+        "namespace": "risk",
+    }
+    assert {"python", "mlsteward", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"} <= set(
+        lineage["versions"]
+    )
     assert lineage["estimator"]["params"]["random_state"] == 7 and lineage["split"]["stratified"] is True
     assert "credit-risk-team" in (run.artifact_dir() / "card.md").read_text()
     assert run.json_file("metrics.json")["parity"]["passed"] is True
@@ -119,7 +127,11 @@ def test_the_same_spec_and_data_give_a_byte_identical_model_in_two_processes(
 ) -> None:
     spec = credit_spec(
         str(credit_parquet),
-        estimator={"className": "RandomForestClassifier", "params": {"n_estimators": 20, "max_depth": 6}, "seed": 3},
+        estimator={
+            "className": "RandomForestClassifier",
+            "params": {"n_estimators": 20, "max_depth": 6},
+            "seed": 3,
+        },
     )
     first = train(tmp_path / "one", spec)
     second = train(tmp_path / "two", spec)
@@ -189,7 +201,11 @@ def test_scikit_learn_datasets_train_for_regression_and_classification(tmp_path:
     cancer.to_parquet(tmp_path / "cancer.parquet")
     classification = {
         "task": "classification",
-        "dataset": {"uri": str(tmp_path / "cancer.parquet"), "target": "target", "features": list(cancer.columns[:-1])},
+        "dataset": {
+            "uri": str(tmp_path / "cancer.parquet"),
+            "target": "target",
+            "features": list(cancer.columns[:-1]),
+        },
         "estimator": {"className": "GradientBoostingClassifier", "params": {"n_estimators": 30}},
         "qualityGates": {"minAccuracy": 0.9, "minRocAuc": 0.95},
     }
@@ -197,7 +213,9 @@ def test_scikit_learn_datasets_train_for_regression_and_classification(tmp_path:
     cancer_run = train(tmp_path / "c", classification)
 
     assert diabetes_run.returncode == 0, diabetes_run.stderr[-3000:]
-    assert diabetes_run.outcome["gates"]["quality"] == "passed" and diabetes_run.outcome["metrics"]["r2"] > 0.2
+    assert (
+        diabetes_run.outcome["gates"]["quality"] == "passed" and diabetes_run.outcome["metrics"]["r2"] > 0.2
+    )
     assert {"rmse", "mae", "r2"} <= set(diabetes_run.outcome["metrics"])
     assert diabetes_run.json_file("profile.json")["prediction"]["label"] is None
     assert cancer_run.returncode == 0, cancer_run.stderr[-3000:]
@@ -224,7 +242,10 @@ def test_the_dataset_generator_writes_drifted_data_with_shift(tmp_path: pathlib.
     reference, current = pd.read_parquet(tmp_path / "ref.parquet"), pd.read_csv(tmp_path / "cur.csv")
     assert list(reference.columns) == list(current.columns) and len(current) == 3000
     assert current["income"].median() < 0.9 * reference["income"].median()
-    share = {name: frame["purpose"].eq("debt_consolidation").mean() for name, frame in (("r", reference), ("c", current))}
+    share = {
+        name: frame["purpose"].eq("debt_consolidation").mean()
+        for name, frame in (("r", reference), ("c", current))
+    }
     assert share["c"] > share["r"] + 0.1
     assert np.isclose(reference[datasets.TARGET].mean(), 0.25, atol=0.08)
 

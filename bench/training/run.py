@@ -1,0 +1,185 @@
+"""Benchmark: ``mlsteward train`` against a plain scikit-learn fit and the same fit under MLflow autolog.
+
+Prints a table of median wall time and peak memory (each run a fresh process, measured by
+``os.wait4``), at 10k, 100k and 1M rows of the synthetic credit data widened to 25 columns, for
+LogisticRegression, HistGradientBoosting and RandomForest. Not part of ``make test``.
+
+    .venv/bin/python bench/training/run.py [--rows 10000 100000 1000000] [--repeats 3]
+
+The MLflow peer runs in ``bench/training/.venv-peers`` (created here on first use; MLflow is
+never a runtime dependency). Every variant runs with the same environment, including
+``OMP_WAIT_POLICY=PASSIVE``, which the trainer sets for itself (see docs/training.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mlsteward.training import datasets
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PEERS = HERE / ".venv-peers"
+PEER_REQUIREMENTS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "pyyaml"]  # mlflow pins its own pyarrow
+# RandomForest is bounded so that 1M rows stay within minutes on 2 cores: 25 trees, depth 10,
+# each grown on a 20% bootstrap sample, leaves of at least 20 rows.
+ESTIMATORS: dict[str, dict[str, Any]] = {
+    "LogisticRegression": {"max_iter": 200},
+    "HistGradientBoostingClassifier": {"max_iter": 100},
+    "RandomForestClassifier": {
+        "n_estimators": 25,
+        "max_depth": 10,
+        "max_samples": 0.2,
+        "min_samples_leaf": 20,
+        "n_jobs": -1,
+    },
+}
+FEATURES = [*datasets.NUMERIC, *datasets.CATEGORICAL, *(f"x{i}" for i in range(10))]
+
+
+def make_data(rows: int, directory: pathlib.Path) -> pathlib.Path:
+    """Credit data plus 10 noise columns: 25 columns in all (15 features used + 10 noise features)."""
+    path = directory / f"credit-{rows}.parquet"
+    if not path.exists():
+        frame = datasets.generate(rows, seed=11)
+        rng = np.random.default_rng(5)
+        for i in range(10):
+            frame[f"x{i}"] = np.round(rng.normal(size=rows), 4)
+        datasets.write(frame, path)
+    return path
+
+
+def make_spec(data: pathlib.Path, estimator: str, directory: pathlib.Path) -> pathlib.Path:
+    spec = {
+        "task": "classification",
+        "dataset": {
+            "uri": str(data),
+            "target": datasets.TARGET,
+            "features": FEATURES,
+            "categorical": list(datasets.CATEGORICAL),
+            "sensitive": list(datasets.SENSITIVE),
+        },
+        "estimator": {"className": estimator, "params": ESTIMATORS[estimator], "seed": 1},
+        "fairnessGates": {"minDemographicParityRatio": 0.8},
+    }
+    path = directory / f"spec-{data.stem}-{estimator}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def ensure_peers() -> pathlib.Path:
+    python = PEERS / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS], check=True)
+    return python
+
+
+def measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"{command} failed ({process.returncode}): {err.decode()[-2000:]} {out.decode()[-500:]}"
+        )
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--estimators", nargs="+", default=list(ESTIMATORS))
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell below 1M rows (1M: one run)")
+    parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    peers_python = None if args.no_mlflow else ensure_peers()
+    env = {
+        **os.environ,
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+    env.pop("MLSTEWARD_MODEL_SPEC", None)
+    venv_bin = pathlib.Path(sys.executable).parent
+    results: list[dict[str, Any]] = []
+    for rows in args.rows:
+        data = make_data(rows, args.out)
+        repeats = 1 if rows >= 1_000_000 else args.repeats
+        for estimator in args.estimators:
+            spec = make_spec(data, estimator, args.out)
+            variants = {
+                "plain": [str(venv_bin / "python"), str(HERE / "peer.py"), "--spec", str(spec)],
+                "mlsteward": [str(venv_bin / "mlsteward"), "train", "--spec", str(spec), "--store", "{tmp}"],
+            }
+            if peers_python is not None:
+                variants["mlflow"] = [
+                    str(peers_python),
+                    str(HERE / "peer.py"),
+                    "--spec",
+                    str(spec),
+                    "--mlflow",
+                    "{tmp}",
+                ]
+            for _ in range(repeats):
+                for variant, template in variants.items():
+                    scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-", dir=args.out))
+                    try:
+                        wall, rss = measure([part.replace("{tmp}", str(scratch)) for part in template], env)
+                    finally:
+                        shutil.rmtree(scratch, ignore_errors=True)
+                    results.append(
+                        {
+                            "rows": rows,
+                            "estimator": estimator,
+                            "variant": variant,
+                            "wall_s": wall,
+                            "rss_mib": rss,
+                        }
+                    )
+                    print(
+                        f"{rows:>8} {estimator:<32} {variant:<10} {wall:8.2f} s {rss:8.0f} MiB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print_table(results)
+    return 0
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    cells: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        cells.setdefault((r["rows"], r["estimator"], r["variant"]), []).append(r)
+    print(f"| rows | estimator | variant | runs | median wall s | vs plain | peak RSS MiB |")
+    print("|---:|---|---|---:|---:|---:|---:|")
+    for (rows, estimator, variant), runs in cells.items():
+        wall = statistics.median(r["wall_s"] for r in runs)
+        rss = max(r["rss_mib"] for r in runs)
+        plain = cells.get((rows, estimator, "plain"))
+        ratio = wall / statistics.median(r["wall_s"] for r in plain) - 1 if plain else float("nan")
+        short = estimator.replace("Classifier", "")
+        print(f"| {rows:,} | {short} | {variant} | {len(runs)} | {wall:.2f} | {ratio:+.0%} | {rss:.0f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
