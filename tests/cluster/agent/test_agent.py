@@ -453,3 +453,82 @@ def _zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[-1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_claim_maps_to_the_agents_directory_for_it_and_outlives_the_pod(
+    control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
+) -> None:
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"pv-{namespace}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "manual",
+            "hostPath": {"path": "/nonexistent/the-agent-ignores-this"},
+            "claimRef": {"namespace": namespace, "name": "artifacts"},
+        },
+    }
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "artifacts"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "manual",
+            "volumeName": f"pv-{namespace}",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    write = "import sys; open(sys.argv[1].removeprefix('--out='), 'w').write('model bytes')"
+    spec = pod_spec(
+        [
+            container(
+                "main",
+                ["python", "-c", write, "--out=/artifacts/model.onnx"],
+                volumeMounts=[{"name": "store", "mountPath": "/artifacts"}],
+            )
+        ],
+        volumes=[{"name": "store", "persistentVolumeClaim": {"claimName": "artifacts"}}],
+    )
+    control_plane.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(volume))
+    try:
+        apply(control_plane, namespace, claim, pod("writer", spec))
+        done = pod_phase(control_plane, namespace, "writer", {"Succeeded", "Failed"})
+        assert done["status"]["phase"] == "Succeeded"
+        control_plane.kubectl("delete", "pod", "writer", "-n", namespace, "--timeout=30s")
+        written = agent.state_dir / "volumes" / "pvc" / namespace / "artifacts" / "model.onnx"
+        assert written.read_text() == "model bytes"
+    finally:
+        control_plane.kubectl("delete", "pv", f"pv-{namespace}", "--wait=false", check=False)
+
+
+def test_a_sidecar_init_container_runs_beside_the_main_container_and_stops_with_the_pod(
+    control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
+) -> None:
+    # The main container succeeds only if the sidecar is still running when it checks.
+    check = "import os, sys, time; time.sleep(1); sys.exit(0 if os.path.exists(sys.argv[1]) else 9)"
+    mounts = [{"name": "shared", "mountPath": "/shared"}]
+    sidecar = container(
+        "sidecar",
+        ["sh", "-c", 'touch "$MARK"; trap \'rm -f "$MARK"; exit 0\' TERM; while :; do sleep 0.1; done'],
+        env=[{"name": "MARK", "value": "/shared/alive"}],
+        volumeMounts=mounts,
+        restartPolicy="Always",
+    )
+    spec = pod_spec(
+        [container("main", ["python", "-c", check, "/shared/alive"], volumeMounts=mounts)],
+        initContainers=[sidecar],
+        volumes=[{"name": "shared", "emptyDir": {}}],
+    )
+    apply(control_plane, namespace, pod("with-sidecar", spec))
+    done = pod_phase(control_plane, namespace, "with-sidecar", {"Succeeded", "Failed"})
+    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert done["status"]["phase"] == "Succeeded"
+
+    def sidecar_stopped() -> Obj | None:
+        statuses = get(control_plane, namespace, "pod", "with-sidecar")["status"]["initContainerStatuses"]
+        return statuses[0] if "terminated" in statuses[0]["state"] else None
+
+    eventually(sidecar_stopped, "the sidecar to be stopped")
