@@ -64,7 +64,8 @@ class Batch:
     route: str
     request_ids: Sequence[str] | None
     numeric: NDArray[np.float64]  # (rows, layout.numeric), NaN = missing
-    categorical: Mapping[str, Mapping[str | None, int]]  # column key -> value counts
+    # column key -> value counts, or (from trusted in-process callers) the values themselves
+    categorical: Mapping[str, Mapping[str | None, int] | Sequence[str | None]]
     labels: Sequence[str | None] | None
     scores: Sequence[float | None] | None
     metadata: Mapping[str, Sequence[object]]
@@ -112,7 +113,7 @@ def parse(
         raise BatchError("bad_field", f"'route' must be one of {list(ROUTES)}, got {route!r}")
 
     block = np.empty((rows, len(layout.numeric)), np.float64)
-    categorical: dict[str, Mapping[str | None, int]] = {}
+    categorical: dict[str, Mapping[str | None, int] | Sequence[str | None]] = {}
     missing = 0
     labels: Sequence[str | None] | None = None
     scores: Sequence[float | None] | None = None

@@ -67,6 +67,7 @@ class Monitor:
         self.windows = windows.Windows(self.layout, window_spec, now)
         self.join = labels.JoinBuffer(options.label_buffer_size, options.label_timeout_s)
         self.total = summaries.Summary.empty(self.layout)  # since start: the Prometheus counters
+        self._staging = summaries.Staging(self.layout)
         self.started = now
         self.last_ingest: float | None = None
         self.evaluation: verdicts.Evaluation | None = None
@@ -85,16 +86,25 @@ class Monitor:
 
     def ingest(self, batch: batches.Batch, now: float) -> None:
         """Add a validated batch to the pane in progress (closing due windows first)."""
-        self.advance(now)
-        delta = summaries.Summary.empty(self.layout)
-        self.layout.bin_numeric(batch.numeric, delta)
-        for key, counts in batch.categorical.items():
-            self.layout.bin_categorical(self.layout.by_key[key], counts, delta)
-        delta.rows = batch.rows
+        if self.windows.due(now):
+            self.advance(now)
+        staging = self._staging
+        if not staging.fits(batch.rows):
+            self.flush()
+        if staging.fits(batch.rows):
+            if staging.add(batch.numeric, batch.categorical):
+                self.flush()
+        else:  # larger than the staging buffer: bin it directly
+            delta = summaries.Summary.empty(self.layout)
+            self.layout.bin_numeric(batch.numeric, delta)
+            for key, values in batch.categorical.items():
+                counts = values if isinstance(values, Mapping) else collections.Counter(values)
+                self.layout.bin_categorical(self.layout.by_key[key], counts, delta)
+            self._add_counts(delta)
         pane = self.windows.current
-        pane.summary.add(delta)
+        pane.summary.rows += batch.rows
         pane.ended = now
-        self.total.add(delta)
+        self.total.rows += batch.rows
         self._count_predictions(batch)
         positive = self.reference.positive_class
         if batch.labels is not None and positive is not None:
@@ -112,10 +122,21 @@ class Monitor:
             self.join.remember(batch.request_ids, batch.labels, batch.scores, now)
         self.accepted_batches += 1
         self.last_ingest = now
-        self.advance(now)
+        if self.windows.due(now):
+            self.advance(now)
+
+    def flush(self) -> None:
+        """Bin the staged rows into the pane in progress and the totals (before any read)."""
+        self._add_counts(self._staging.flush())
+
+    def _add_counts(self, delta: summaries.Summary) -> None:
+        for target in (self.windows.current.summary, self.total):
+            target.counts += delta.counts
+            target.sums += delta.sums
 
     def _count_predictions(self, batch: batches.Batch) -> None:
-        label_counts = batch.categorical.get("prediction.label", {"": batch.rows})
+        labels = batch.categorical.get("prediction.label", {"": batch.rows})
+        label_counts = labels if isinstance(labels, Mapping) else collections.Counter(labels)
         for label, n in label_counts.items():
             key = (batch.model_version, batch.route, "" if label is None else label)
             if key not in self.predictions and len(self.predictions) >= MAX_PREDICTION_SERIES:
@@ -146,7 +167,11 @@ class Monitor:
         return len(positions)
 
     def advance(self, now: float) -> None:
-        """Close the windows that are due and evaluate them."""
+        """Bin staged rows, close the windows that are due and evaluate them.
+
+        Readers call this first, so every read sees every accepted row.
+        """
+        self.flush()
         for window in self.windows.advance(now):
             self.evaluation = verdicts.evaluate(
                 self.layout,
