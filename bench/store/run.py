@@ -1,0 +1,100 @@
+"""Upload and download throughput: mlsteward's S3 artifact store vs plain boto3, same MinIO.
+
+Usage: .venv/bin/python bench/store/run.py [--sizes-mb 50 500] [--repeats 3]
+
+Ours hashes every file, uploads with S3-verified SHA-256 checksums and writes the manifest
+last; on the way back it streams, hashes and verifies every object before renaming it into
+the cache. The baseline is boto3's own upload_file / download_file with no verification.
+Prints medians and the overhead ratio; the target is under 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mlsteward.dev import minio, toolchain
+from mlsteward.store import s3
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+
+def _timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _measure(
+    client: S3Client, settings: s3.S3Settings, work: pathlib.Path, size: int, repeats: int
+) -> list[tuple[int, str, float, float]]:
+    """Median seconds for both sides; each repeat runs them back to back so noise hits both."""
+    bucket = f"bench-{size}"
+    client.create_bucket(Bucket=bucket)
+    source = work / f"model-{size}.onnx"
+    with source.open("wb") as sink:
+        for _ in range(size):
+            sink.write(os.urandom(1 << 20))
+    store = s3.S3ArtifactStore(f"s3://{bucket}/ours", settings, client)
+    cache, plain_target = work / "cache", work / "plain-download.bin"
+    times: dict[str, list[float]] = {k: [] for k in ("plain-up", "ours-up", "plain-down", "ours-down")}
+    digest = ""
+    for _ in range(repeats):
+        for item in client.list_objects_v2(Bucket=bucket, Prefix="ours/").get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+        times["plain-up"].append(_timed(lambda: client.upload_file(str(source), bucket, "plain/model.onnx")))
+        started = time.perf_counter()
+        digest = store.put({"model.onnx": source}).digest
+        times["ours-up"].append(time.perf_counter() - started)
+        plain_target.unlink(missing_ok=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        times["plain-down"].append(
+            _timed(lambda: client.download_file(bucket, "plain/model.onnx", str(plain_target)))
+        )
+        times["ours-down"].append(_timed(lambda d=digest: store.fetch(d, cache)))  # type: ignore[misc]
+    source.unlink()
+    plain_target.unlink(missing_ok=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return [
+        (size, "upload", median["plain-up"], median["ours-up"]),
+        (size, "download", median["plain-down"], median["ours-down"]),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes-mb", type=int, nargs="+", default=[50, 500])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-store-"))
+    server = minio.start(work / "minio", toolchain.build())
+    try:
+        settings = s3.S3Settings.from_environment(server.env())
+        client = s3.make_client(settings)
+        rows = []
+        for size in args.sizes_mb:
+            rows += _measure(client, settings, work, size, args.repeats)
+        print(f"\nS3 artifact store vs plain boto3 on a local MinIO (median of {args.repeats})\n")
+        print("| size | direction | boto3 MB/s | mlsteward MB/s | mlsteward / boto3 time |")
+        print("|---:|---|---:|---:|---:|")
+        for size, direction, plain, ours in rows:
+            print(
+                f"| {size} MB | {direction} | {size / plain:,.0f} | {size / ours:,.0f} "
+                f"| {ours / plain:.2f}x |"
+            )
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
