@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import shutil
 import signal
 import sys
 import urllib.parse
@@ -23,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from mlsteward.dev.agent import containers, ipam, kube, node, pods, processes, sources
+from mlsteward.dev.agent import containers, events, ipam, kube, node, pods, processes, sources
 
 Obj = dict[str, Any]
 
@@ -88,6 +89,7 @@ class Agent:
             self.ctx = pods.Context(
                 api=api,
                 sources=self.sources,
+                recorder=events.Recorder(api),
                 ipam=addresses,
                 state=state,
                 node_ips=node_ips,
@@ -101,6 +103,7 @@ class Agent:
             for beat in beats:
                 await beat.register()
             print(f"nodes registered: {', '.join(node_ips)} (state {state})", flush=True)
+            await self._prune(api)
             tasks = [asyncio.create_task(b.run()) for b in beats]
             tasks += [asyncio.create_task(self._watch(api, name)) for name in node_ips]
             try:
@@ -115,6 +118,18 @@ class Agent:
                         await beat.beat(ready=False)
         leftovers = processes.kill_strays(state)
         print(f"agent stopped; {len(leftovers)} leftover processes killed", flush=True)
+
+    async def _prune(self, api: kube.Client) -> None:
+        """Forget the directories and addresses of pods deleted while no agent was running."""
+        alive: set[str] = set()
+        for name in self.settings.node_names:
+            listing = await api.get("/api/v1/pods", {"fieldSelector": f"spec.nodeName={name}"})
+            alive.update(pod["metadata"]["uid"] for pod in listing.get("items") or [])
+        for uid in set(self.ctx.ipam.assigned) - alive:
+            self.ctx.ipam.release(uid)
+        for directory in (self.ctx.state / "pods").iterdir():
+            if directory.name not in alive:
+                shutil.rmtree(directory, ignore_errors=True)
 
     async def _shutdown(self) -> None:
         workers = list(self.workers.values())

@@ -35,6 +35,7 @@ class Container:
         termination_file: pathlib.Path,
         grace_s: float,
         on_change: Callable[[], None],
+        emit: Callable[[str, str, bool], None] = lambda reason, message, warning: None,
     ) -> None:
         self.spec = spec
         self.name: str = spec["name"]
@@ -43,6 +44,7 @@ class Container:
         self.log_path = log_path
         self.termination_file = termination_file
         self.on_change = on_change
+        self.emit = emit  # (reason, message, warning): an Event about this container
         self.grace_s = grace_s
         self.run: processes.Run | None = None
         self.restart_count = 0
@@ -104,10 +106,12 @@ class Container:
             now = datetime.datetime.now(datetime.UTC)
             self.run = None
             self.exit = status.Terminated(128, "StartError", now, now, str(error))
+            self.emit("Failed", f"Error: {error}", True)
             self._count_crash(0)
             self.on_change()
             return
         self.waiting = ("", "")
+        self.emit("Started", f"Started container {self.name}", False)
         self._start_probes()
 
     def _start_probes(self) -> None:
@@ -125,6 +129,8 @@ class Container:
     def _probed(self, prober: probes.Prober) -> None:
         if not self.running or self.probers.get(prober.kind) is not prober:
             return
+        if not prober.result:
+            self.emit("Unhealthy", f"{prober.kind.capitalize()} probe failed: {prober.message}", True)
         if prober.kind == "startup":
             if prober.failed:
                 self._kill_unhealthy("startup", prober.message)
@@ -139,7 +145,7 @@ class Container:
         """The kubelet kills a container whose liveness (or startup) probe fails; restarts follow policy."""
         grace = self.grace_s
         if self.run is not None:
-            print(f"container {self.name}: {kind} probe failed ({message}); killing it", flush=True)
+            self.emit("Killing", f"Container {self.name} failed {kind} probe, will be restarted", False)
             task = asyncio.create_task(processes.stop(self.run, grace))
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
@@ -172,6 +178,7 @@ class Container:
         delay = min(initial_s * 2 ** max(self.crashes - 1, 0), max_s)
         self.restart_pending = True
         self.backoff_until = time.monotonic() + delay
+        self.emit("BackOff", f"Back-off restarting failed container {self.name}", True)
         self.waiting = (
             "CrashLoopBackOff",
             f"back-off {delay:g}s restarting failed container={self.name}",
@@ -194,6 +201,8 @@ class Container:
         self.restart_pending = False
         self._stop_probes()
         if self.run is not None:
+            if self.running:
+                self.emit("Killing", f"Stopping container {self.name}", False)
             await processes.stop(self.run, grace_s)
 
     @staticmethod

@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from mlsteward.dev.agent import containers, envs, ipam, kube, probes, status, volumes
+from mlsteward.dev.agent import containers, envs, events, ipam, kube, probes, status, volumes
 
 Obj = dict[str, Any]
 
@@ -33,6 +33,7 @@ class Context:
 
     api: kube.Client
     sources: volumes.Sources
+    recorder: events.Recorder
     ipam: ipam.Ipam
     state: pathlib.Path
     node_ips: Mapping[str, str]
@@ -78,6 +79,7 @@ class PodWorker:
         self.pod_ip: str | None = None
         self.start_time: datetime.datetime | None = None
         self.volumes_ready = False
+        self.volume_error = ""
         self.next_volume_sync = 0.0
         self.phase: str | None = None
         self.adopted_terminal = False
@@ -96,6 +98,9 @@ class PodWorker:
             termination_file=self.dir / "containers" / spec["name"] / "termination-log",
             grace_s=self.grace_s,
             on_change=self.wake.set,
+            emit=lambda reason, message, warning: self.ctx.recorder.record(
+                self.pod, reason, message, container=spec["name"], init=init, warning=warning
+            ),
         )
 
     def _adopt(self, existing: Obj) -> None:
@@ -213,7 +218,11 @@ class PodWorker:
                     host_ip=self.host_ip,
                 )
                 self.volumes_ready = True
+                self.volume_error = ""
             except (volumes.VolumeError, envs.ConfigError, kube.ApiError) as error:
+                if str(error) != self.volume_error:
+                    self.ctx.recorder.record(self.pod, "FailedMount", str(error), warning=True)
+                self.volume_error = str(error)
                 for container in self.init + self.main:
                     if not container.ever_ran:
                         container.waiting = ("ContainerCreating", str(error))
@@ -281,6 +290,8 @@ class PodWorker:
             )
             argv = envs.command_line(container.spec, env, mapper)
         except (envs.ConfigError, kube.ApiError) as error:
+            if container.waiting != ("CreateContainerConfigError", str(error)):
+                container.emit("Failed", f"Error: {error}", True)
             container.waiting = ("CreateContainerConfigError", str(error))
             return
         cwd = self._working_dir(container, mapper)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import signal
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -108,8 +110,8 @@ async def _exec(spec: Obj, target: Target, timeout: float) -> tuple[bool, str]:
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         raise
     if process.returncode == 0:

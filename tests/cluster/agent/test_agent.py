@@ -322,6 +322,15 @@ def test_a_failing_liveness_probe_restarts_the_container(
     status = eventually(restarted, "a restart after liveness failures")
     assert status["lastState"]["terminated"]["exitCode"] == 128 + signal.SIGTERM
 
+    def reasons() -> set[str] | None:
+        listing = control_plane.kubectl(
+            "get", "events", "-n", namespace, "--field-selector=involvedObject.name=unhealthy", "-o", "json"
+        )
+        seen = {item["reason"] for item in json.loads(listing.stdout)["items"]}
+        return seen if {"Started", "Unhealthy", "Killing"} <= seen else None
+
+    eventually(reasons, "Started, Unhealthy and Killing events", timeout_s=20)
+
 
 def test_deleting_a_pod_kills_its_process_group_and_the_pod_disappears(
     control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
