@@ -101,6 +101,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
         store,
         {"profile.json": artifacts.canonical_json(profile), "schema.json": artifacts.canonical_json(schema)},
     )
+    assert ref.path is not None  # a local store
     return Artifact(ref.path, ref.digest)
 
 
@@ -230,7 +231,7 @@ def run_prometheus(targets: list[str], work: pathlib.Path) -> Iterator[Prometheu
                 f"--storage.tsdb.path={work / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--log.level=warn",
-            ],  # fmt: skip
+            ],
             stdout=sink,
             stderr=subprocess.STDOUT,
         )

@@ -45,9 +45,8 @@ def test_prometheus_sums_bucket_counters_across_replicas_and_increase_sees_new_r
             lambda r: sum(float(s["value"][1]) for s in r) == 1_500,
         )
         time.sleep(3.0)  # more scrapes after the rows, for increase()
-        increase = prometheus.query(
-            'sum by (bucket) (increase(mlsteward_monitor_bucket_rows_total{role="feature",column="purpose"}[5m]))'
-        )
+        selector = 'mlsteward_monitor_bucket_rows_total{role="feature",column="purpose"}'
+        increase = prometheus.query(f"sum by (bucket) (increase({selector}[5m]))")
         scores = prometheus.query('mlsteward_monitor_drift_score{column="income",test="wasserstein"}')
 
     by_bucket = {s["metric"]["bucket"]: float(s["value"][1]) for s in total}

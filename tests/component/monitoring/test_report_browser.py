@@ -28,6 +28,7 @@ def _chromium(url: str, work: pathlib.Path, *extra: str) -> subprocess.Completed
         [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
         capture_output=True,
         text=True,
+        check=False,
         timeout=90,
         cwd=work,
     )

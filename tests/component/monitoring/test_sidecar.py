@@ -158,6 +158,7 @@ def test_an_artifact_that_does_not_match_its_digest_stops_the_monitor(
         ],
         capture_output=True,
         text=True,
+        check=False,
         timeout=60,
         env=environment,
     )

@@ -43,6 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, str
         [str(MLSTEWARD), "train", "--spec", str(spec_path), "--store", str(work / "store")],
         capture_output=True,
         text=True,
+        check=False,
         timeout=300,
         env=environment,
     )
