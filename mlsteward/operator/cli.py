@@ -58,5 +58,7 @@ def main(argv: Sequence[str]) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # kopf logs every event handler call at INFO: one line per watch event is noise here.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
     asyncio.run(run(settings))
     return 0
