@@ -111,18 +111,19 @@ def _card_in_progress(monitor: monitors.Monitor, column: summaries.Column) -> st
 
 def _charts(column: summaries.Column, current: NDArray[np.int64]) -> str:
     names = _bucket_titles(column)
+    labels = _bucket_labels(column)
     reference = column.reference.counts
     top = max(_max_share(reference), _max_share(current), 1e-9)
     return (
         "<div class=charts>"
-        f"<figure>{_bars(reference, names, top, '#5c6bc0')}"
+        f"<figure>{_bars(reference, names, labels, top, '#5c6bc0')}"
         f"<figcaption>reference ({int(reference.sum())} rows)</figcaption></figure>"
-        f"<figure>{_bars(current, names, top, '#ef6c00')}"
+        f"<figure>{_bars(current, names, labels, top, '#ef6c00')}"
         f"<figcaption>current window ({int(current.sum())} rows)</figcaption></figure></div>"
     )
 
 
-def _bars(counts: NDArray[np.int64], names: list[str], top: float, color: str) -> str:
+def _bars(counts: NDArray[np.int64], names: list[str], labels: list[str], top: float, color: str) -> str:
     total = float(counts.sum())
     n = len(counts)
     slot = (_WIDTH - 2) / n
@@ -135,15 +136,16 @@ def _bars(counts: NDArray[np.int64], names: list[str], top: float, color: str) -
             f'<rect x="{x:.1f}" y="{_HEIGHT - _PAD - height:.1f}" width="{max(slot - 1, 1):.1f}" '
             f'height="{height:.1f}" fill="{color}"><title>{_e(names[i])}: {share:.3%}</title></rect>'
         )
-    first, last = _e(_short(names[0])), _e(_short(names[-1]))
-    axis = (
-        f'<line x1="0" y1="{_HEIGHT - _PAD}" x2="{_WIDTH}" y2="{_HEIGHT - _PAD}" stroke="#999"/>'
-        f'<text x="1" y="{_HEIGHT - 4}" font-size="10">{first}</text>'
-        f'<text x="{_WIDTH - 1}" y="{_HEIGHT - 4}" font-size="10" text-anchor="end">{last}</text>'
-    )
+    axis = [f'<line x1="0" y1="{_HEIGHT - _PAD}" x2="{_WIDTH}" y2="{_HEIGHT - _PAD}" stroke="#999"/>']
+    for i, label in enumerate(labels):
+        text = label[: max(int(slot // 6), 1)]
+        axis.append(
+            f'<text x="{1 + (i + 0.5) * slot:.1f}" y="{_HEIGHT - 5}" font-size="9" '
+            f'text-anchor="middle" fill="#444">{_e(text)}</text>'
+        )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_HEIGHT}" '
-        f'role="img">{"".join(bars)}{axis}</svg>'
+        f'role="img">{"".join(bars)}{"".join(axis)}</svg>'
     )
 
 
@@ -159,13 +161,17 @@ def _bucket_titles(column: summaries.Column) -> list[str]:
     return list(column.bucket_names())
 
 
+def _bucket_labels(column: summaries.Column) -> list[str]:
+    """Short labels under the bars: < 1 .. k > NA for numerics, the values for categoricals."""
+    if column.kind == "numeric":
+        k = column.size - 3
+        return ["<", *(str(i) for i in range(1, k + 1)), ">", "NA"]
+    return [*column.bucket_names()[:-3], "other", "new", "NA"]
+
+
 def _max_share(counts: NDArray[np.int64]) -> float:
     total = float(counts.sum())
     return float(counts.max()) / total if total else 0.0
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 18 else text[:17] + "…"
 
 
 def _badge(state: str) -> str:
