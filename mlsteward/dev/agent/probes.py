@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import signal
 import ssl
@@ -46,6 +47,22 @@ def _port(value: object, ports: Mapping[str, int]) -> int:
     raise ValueError(f"named port {text!r} is not declared by the container")
 
 
+def _host(spec: Obj, target: Target) -> str:
+    """The probe's host: the pod IP unless set; the agent only ever probes loopback addresses."""
+    host = str(spec.get("host") or target.pod_ip)
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"probe host {host!r} is not a loopback address; the development agent probes only those"
+        )
+    return host
+
+
 async def check(spec: Obj, target: Target) -> tuple[bool, str]:
     """Run the probe once: (success, a message for failures)."""
     timeout = float(spec.get("timeoutSeconds", 1))
@@ -64,7 +81,7 @@ async def check(spec: Obj, target: Target) -> tuple[bool, str]:
 
 
 async def _http(spec: Obj, target: Target, timeout: float) -> tuple[bool, str]:
-    host = spec.get("host") or target.pod_ip
+    host = _host(spec, target)
     port = _port(spec["port"], target.ports)
     scheme = str(spec.get("scheme", "HTTP")).lower()
     path = spec.get("path", "/")
@@ -86,7 +103,7 @@ async def _http(spec: Obj, target: Target, timeout: float) -> tuple[bool, str]:
 
 
 async def _tcp(spec: Obj, target: Target) -> tuple[bool, str]:
-    host = spec.get("host") or target.pod_ip
+    host = _host(spec, target)
     _, writer = await asyncio.open_connection(host, _port(spec["port"], target.ports))
     writer.close()
     with contextlib.suppress(OSError):

@@ -32,9 +32,9 @@ _FAILED = pytest.StashKey[bool]()
 def agent(
     control_plane: controlplane.ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentHandle]:
-    """``mlsteward dev agent`` with one node, ``agent-0``, and a 1 s first restart back-off."""
+    """``mlsteward dev agent`` with two nodes, ``agent-0`` and ``agent-1``, and a 1 s first back-off."""
     state = tmp_path_factory.mktemp("agent-state")
-    handle = start_agent(control_plane, state, nodes=1, name_prefix="agent", backoff_s=1.0)
+    handle = start_agent(control_plane, state, nodes=2, name_prefix="agent", backoff_s=1.0)
     try:
         yield handle
     finally:

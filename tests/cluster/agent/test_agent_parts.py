@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mlsteward.dev.agent import envs, ipam, status, volumes
+from mlsteward.dev.agent import envs, ipam, probes, status, volumes
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
@@ -27,6 +27,16 @@ def test_mount_paths_map_by_whole_components_longest_first_and_inside_flag_value
     assert mapper.value("--out=/data/models") == "--out=/host/m"
     assert mapper.value("/dev/termination-log") == "/h/t"
     assert mapper.value("echo > /data/x") == "echo > /data/x"
+
+
+def test_resource_fields_read_limits_with_their_divisor_and_fall_back_to_the_node() -> None:
+    container = {"resources": {"limits": {"memory": "512Mi", "cpu": "250m"}}}
+    assert envs.resource_value(container, {"resource": "limits.memory", "divisor": "1Mi"}, {}) == "512"
+    assert (
+        envs.resource_value(container, {"resource": "limits.cpu"}, {}) == "1"
+    )  # rounded up, as the kubelet does
+    assert envs.resource_value(container, {"resource": "limits.cpu", "divisor": "1m"}, {}) == "250"
+    assert envs.resource_value({}, {"resource": "limits.cpu"}, {"cpu": "32"}) == "32"
 
 
 def test_variable_references_expand_like_the_kubelets() -> None:
@@ -84,6 +94,13 @@ def _view(name: str, **state: Any) -> status.ContainerView:
 
 def _ended(code: int) -> status.Terminated:
     return status.Terminated(code, "Error" if code else "Completed", NOW, NOW)
+
+
+def test_probes_only_ever_reach_loopback_addresses() -> None:
+    target = probes.Target("127.80.1.9", {}, {}, "/", list)
+    ok, message = asyncio.run(probes.check({"tcpSocket": {"host": "192.0.2.1", "port": 80}}, target))
+    assert not ok
+    assert "not a loopback address" in message
 
 
 def test_the_pod_phase_follows_the_restart_policy() -> None:
