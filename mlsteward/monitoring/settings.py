@@ -43,7 +43,7 @@ class Settings(pydantic.BaseModel):
     host: str = "127.0.0.1"
     """Address to listen on."""
     port: int = pydantic.Field(default=8082, ge=0, le=65535)
-    """Port to listen on (0: any free port, printed at start)."""
+    """Port to listen on (0: any free port)."""
     config: pathlib.Path | None = None
     """JSON or YAML file with the Monitor spec's window, drift, performance and fairness."""
     max_body_bytes: int = pydantic.Field(default=32 << 20, ge=1024)
