@@ -158,7 +158,7 @@ def parse_v1(document: dict[str, Any], signature: signatures.Signature, max_rows
         values = [row[feature.name] for row in instances]
         where = f"feature {feature.name!r}"
         if feature.kind == "numeric":
-            columns[feature.name] = _numeric_values(values, "FP64", where).reshape(rows, 1)
+            columns[feature.name] = _numeric_values(values, "FP64", where, rows).reshape(rows, 1)
         else:
             columns[feature.name] = _string_column(values, where)
     metadata = {
