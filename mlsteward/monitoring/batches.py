@@ -44,6 +44,7 @@ REASONS: tuple[Reason, ...] = (
 )
 ROUTES = ("champion", "challenger", "shadow")
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+_GROUP_TYPES = frozenset({str, int, float, bool, type(None)})
 MAX_VERSION_LENGTH = 64
 
 
@@ -202,6 +203,8 @@ def _metadata(raw: object, rows: int, keys: Sequence[str]) -> dict[str, Sequence
         if values is None:
             continue
         _check_list(f"metadata.{key}", values, rows)
+        if not set(map(type, values)) <= _GROUP_TYPES:
+            raise BatchError("wrong_type", f"'metadata.{key}' must hold strings, numbers, booleans or null")
         kept[key] = values
     return kept
 

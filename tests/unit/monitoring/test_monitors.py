@@ -173,6 +173,7 @@ def test_a_sliding_window_covers_the_last_panes_and_moves_by_one_pane(
         (lambda d: d["features"]["purpose"].__setitem__(0, 3), "wrong_type"),
         (lambda d: d["features"]["purpose"].__setitem__(0, ["car"]), "wrong_type"),
         (lambda d: d["prediction"].update(score=None), "bad_field"),
+        (lambda d: d["metadata"]["sex"].__setitem__(0, ["F"]), "wrong_type"),
         (lambda d: d.update(route="canary"), "bad_field"),
         (lambda d: d.update(features=[1, 2]), "bad_field"),
         (
@@ -191,7 +192,9 @@ def test_a_bad_batch_is_rejected_with_its_reason_and_changes_no_window(
     mutate(document)
 
     with pytest.raises(batches.BatchError) as caught:
-        batches.parse(document, monitor.layout, max_rows=100_000, max_missing_share=0.5)
+        batches.parse(
+            document, monitor.layout, max_rows=100_000, max_missing_share=0.5, metadata_keys=["sex"]
+        )
 
     assert caught.value.reason == reason
     after = monitor.windows.current.summary
