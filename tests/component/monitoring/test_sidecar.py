@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import time
@@ -177,3 +178,24 @@ def test_summary_and_metrics_are_valid_before_any_traffic(monitor_factory: Any) 
     assert summary["schema"] == "mlsteward.io/monitor-summary/v1"
     assert metrics.headers["content-type"].startswith("text/plain")
     assert _metric(metrics.text, "mlsteward_monitor_rows_total") == 0
+
+
+def test_when_too_many_bodies_are_being_read_a_batch_is_dropped_with_503_and_counted(
+    monitor_factory: Any, make_columns: Any, make_body: Any
+) -> None:
+    monitor = monitor_factory(extra=["--max-concurrent-ingest", "1"])
+    rng = np.random.default_rng(6)
+    host, port = monitor.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        # A client that announces a body and sends only part of it holds the one reading slot.
+        slow.sendall(b"POST /v1/rows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        slow.sendall(b'Content-Length: 100000\r\n\r\n{"features": {')
+        time.sleep(0.5)
+
+        response = monitor.post("/v1/rows", make_body(make_columns(rng, 10), 0, 10, rng))
+
+    assert response.status_code == 503
+    assert (
+        _metric(monitor.get("/metrics").text, "mlsteward_monitor_dropped_batches_total", reason="busy") == 1
+    )
+    assert monitor.post("/v1/rows", make_body(make_columns(rng, 10), 0, 10, rng)).status_code == 202
