@@ -270,7 +270,13 @@ def plan(
     if champion is None and promotable:
         champion = promotable[0]["version"]
         events.append(common.Event(Reason.CHAMPION_SET, f"version {champion} is now the champion"))
-    challengers = [v["version"] for v in promotable if champion is not None and v["version"] > champion]
+    # The challenger: the newest promotable version after the champion with a different artifact.
+    champion_digest = (by_number[champion].get("artifact") or {}).get("digest") if champion else None
+    challengers = [
+        v["version"]
+        for v in promotable
+        if champion is not None and v["version"] > champion and v["artifact"]["digest"] != champion_digest
+    ]
     challenger = challengers[-1] if challengers else None
     if challenger is not None and challenger != aliases.get("challenger"):
         events.append(common.Event(Reason.CHALLENGER_SET, f"version {challenger} is now the challenger"))
