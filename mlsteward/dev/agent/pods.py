@@ -176,7 +176,14 @@ class PodWorker:
             await self._push()
             return False
         if await self._setup():
-            initialized = self.initialized = await self._run_init()
+            if self.initialized:
+                # Once initialized, a pod stays so; only sidecars are kept running.
+                for container in self.init:
+                    if container.sidecar:
+                        await self._keep_running(container)
+            else:
+                self.initialized = await self._run_init()
+            initialized = self.initialized
             if initialized and not self.init_failed:
                 await self._run_main()
             else:

@@ -113,12 +113,14 @@ def pid_of(status: Obj) -> int:
     return int(status["containerID"].rsplit("/", 1)[-1])
 
 
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def group_gone(pgid: int, timeout_s: float = 10) -> bool:
+    """Whether every process of the group has died (zombies waiting for init to reap them count as dead)."""
+    deadline = time.monotonic() + timeout_s
+    while _group(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_a_pod_serving_http_on_its_pod_ip_becomes_ready_through_its_readiness_probe(
@@ -347,11 +349,12 @@ def test_deleting_a_pod_kills_its_process_group_and_the_pod_disappears(
 
 
 def _group(pgid: int) -> list[int]:
+    """The live (not zombie) members of a process group."""
     members = []
     for proc in os.listdir("/proc"):
         if proc.isdigit():
             try:
-                if os.getpgid(int(proc)) == pgid:
+                if os.getpgid(int(proc)) == pgid and not _zombie(int(proc)):
                     members.append(int(proc))
             except ProcessLookupError:
                 continue
@@ -541,3 +544,45 @@ def test_a_sidecar_init_container_runs_beside_the_main_container_and_stops_with_
         return statuses[0] if "terminated" in statuses[0]["state"] else None
 
     eventually(sidecar_stopped, "the sidecar to be stopped")
+
+
+def test_an_agent_killed_outright_is_cleaned_up_after_and_carried_on_by_the_next_one(
+    control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
+) -> None:
+    state = agent.state_dir.parent / "agent-restart-state"
+    spec = pod_spec(
+        [container("main", ["sh", "-c", "sleep 1000 & sleep 1000 & wait"])],
+        restart="Always",
+        nodeSelector={"kubernetes.io/hostname": "restart-0"},
+    )
+    first = start_agent(control_plane, state, nodes=1, name_prefix="restart", backoff_s=1.0)
+    second: AgentHandle | None = None
+    try:
+        apply(control_plane, namespace, pod("survivor", spec))
+        before = pod_phase(control_plane, namespace, "survivor", {"Running"})
+        pgid = pid_of(before["status"]["containerStatuses"][0])
+        eventually(lambda: len(_group(pgid)) >= 3, "the shell and its two children")
+        first.process.kill()
+        first.process.wait(10)
+        second = start_agent(control_plane, state, nodes=1, name_prefix="restart", backoff_s=1.0)
+        assert group_gone(pgid), f"the earlier agent's processes survived: {_group(pgid)}"
+
+        def restarted() -> Obj | None:
+            statuses = get(control_plane, namespace, "pod", "survivor")["status"]["containerStatuses"]
+            return (
+                statuses[0]
+                if statuses[0].get("restartCount") == 1 and "running" in statuses[0]["state"]
+                else None
+            )
+
+        after = eventually(restarted, "the pod's container to run again under the new agent")
+        assert pid_of(after) != pgid
+        assert (
+            get(control_plane, namespace, "pod", "survivor")["status"]["podIP"] == before["status"]["podIP"]
+        )
+    finally:
+        control_plane.kubectl("delete", "pod", "survivor", "-n", namespace, "--timeout=30s", check=False)
+        if second is not None:
+            second.stop()
+        first.stop()
+        control_plane.kubectl("delete", "node", "restart-0", check=False)
