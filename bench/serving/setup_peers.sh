@@ -12,14 +12,16 @@ mkdir -p "$root"
 install() {
   local name="$1"; shift
   local venv="$root/$name"
-  if [ ! -f "$venv/.installed" ]; then
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
+  local wanted="$* scikit-learn==$sklearn joblib"
+  if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$wanted" ]; then
+    [ -x "$venv/bin/pip" ] || "$python" -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
     "$venv/bin/pip" install --quiet "$@" "scikit-learn==$sklearn" "joblib"
-    touch "$venv/.installed"
+    echo "$wanted" > "$venv/.installed"
   fi
   echo "$venv"
 }
-install mlserver "mlserver==1.7.1" "mlserver-sklearn==1.7.1"
+# uvloop 0.22+ raises in asyncio.get_event_loop() without a running loop, which MLServer 1.7's
+# parallel inference workers call at start: pin the uvloop of MLServer 1.7's time.
+install mlserver "mlserver==1.7.1" "mlserver-sklearn==1.7.1" "uvloop==0.21.0"
 install kserve "kserve==0.21.0"
