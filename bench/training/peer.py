@@ -65,9 +65,9 @@ def main() -> int:
     spec = yaml.safe_load(args.spec.read_text())
     dataset = spec["dataset"]
     if args.mlflow is not None:
-        import mlflow
+        import mlflow  # type: ignore[import-not-found]  # only in .venv-peers
 
-        mlflow.set_tracking_uri(args.mlflow.resolve().as_uri())
+        mlflow.set_tracking_uri((args.mlflow.resolve() / "mlruns").as_uri())  # must not exist yet
         mlflow.sklearn.autolog()
     frame = pd.read_parquet(dataset["uri"], columns=[*dataset["features"], dataset["target"]])
     for column in dataset.get("categorical", []):

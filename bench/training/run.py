@@ -88,8 +88,11 @@ def ensure_peers() -> pathlib.Path:
     return python
 
 
-def measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process."""
+def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one process.
+
+    CPU time is reported beside wall time because a shared machine's load inflates wall time
+    unevenly; CPU time is much less sensitive to it."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     _, status, usage = os.wait4(process.pid, 0)
@@ -100,7 +103,7 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
         raise RuntimeError(
             f"{command} failed ({process.returncode}): {err.decode()[-2000:]} {out.decode()[-500:]}"
         )
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -117,6 +120,7 @@ def main() -> int:
         **os.environ,
         "OMP_WAIT_POLICY": "PASSIVE",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ALLOW_FILE_STORE": "true",
         "DO_NOT_TRACK": "true",
     }
     env.pop("MLSTEWARD_MODEL_SPEC", None)
@@ -144,7 +148,9 @@ def main() -> int:
                 for variant, template in variants.items():
                     scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-", dir=args.out))
                     try:
-                        wall, rss = measure([part.replace("{tmp}", str(scratch)) for part in template], env)
+                        wall, cpu, rss = measure(
+                            [part.replace("{tmp}", str(scratch)) for part in template], env
+                        )
                     finally:
                         shutil.rmtree(scratch, ignore_errors=True)
                     results.append(
@@ -157,7 +163,8 @@ def main() -> int:
                         }
                     )
                     print(
-                        f"{rows:>8} {estimator:<32} {variant:<10} {wall:8.2f} s {rss:8.0f} MiB",
+                        f"{rows:>8} {estimator:<32} {variant:<10} {wall:8.2f} s {cpu:8.2f} cpu-s "
+                        f"{rss:8.0f} MiB load {os.getloadavg()[0]:.1f}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -170,15 +177,29 @@ def print_table(results: list[dict[str, Any]]) -> None:
     cells: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
     for r in results:
         cells.setdefault((r["rows"], r["estimator"], r["variant"]), []).append(r)
-    print(f"| rows | estimator | variant | runs | median wall s | vs plain | peak RSS MiB |")
-    print("|---:|---|---|---:|---:|---:|---:|")
+
+    def median(rows: int, estimator: str, variant: str, key: str) -> float:
+        return float(
+            statistics.median(r[key] for r in cells.get((rows, estimator, variant), [{key: float("nan")}]))
+        )
+
+    print(
+        "| rows | estimator | variant | runs | wall s (median) | wall vs plain | CPU s (median) "
+        "| CPU vs plain | peak RSS MiB |"
+    )
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for (rows, estimator, variant), runs in cells.items():
-        wall = statistics.median(r["wall_s"] for r in runs)
+        wall, cpu = median(rows, estimator, variant, "wall_s"), median(rows, estimator, variant, "cpu_s")
+        plain_wall, plain_cpu = (
+            median(rows, estimator, "plain", "wall_s"),
+            median(rows, estimator, "plain", "cpu_s"),
+        )
         rss = max(r["rss_mib"] for r in runs)
-        plain = cells.get((rows, estimator, "plain"))
-        ratio = wall / statistics.median(r["wall_s"] for r in plain) - 1 if plain else float("nan")
         short = estimator.replace("Classifier", "")
-        print(f"| {rows:,} | {short} | {variant} | {len(runs)} | {wall:.2f} | {ratio:+.0%} | {rss:.0f} |")
+        print(
+            f"| {rows:,} | {short} | {variant} | {len(runs)} | {wall:.2f} | {wall / plain_wall - 1:+.0%} | "
+            f"{cpu:.2f} | {cpu / plain_cpu - 1:+.0%} | {rss:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -137,7 +137,8 @@ def parity(
         )
     if report["max_abs_difference"] > limits.max_abs_difference:
         breaches.append(
-            f"max difference {report['max_abs_difference']:.6g} > maxAbsDifference {limits.max_abs_difference}"
+            f"max difference {report['max_abs_difference']:.6g} > "
+            f"maxAbsDifference {limits.max_abs_difference}"
         )
     report["passed"] = not breaches
     report["breaches"] = breaches

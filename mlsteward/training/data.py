@@ -45,7 +45,7 @@ def infer_format(uri: str, declared: str | None) -> str:
         return "csv"
     if path.endswith((".parquet", ".pq")):
         return "parquet"
-    raise errors.DataInvalid(
+    raise errors.DataInvalidError(
         f"cannot tell the format of dataset {uri!r} from its suffix: set dataset.format to csv or parquet"
     )
 
@@ -69,21 +69,21 @@ def fetch(uri: str, declared_format: str | None, pinned_sha256: str | None) -> R
                     digest.update(chunk)
                     buffer += chunk
         else:
-            raise errors.DataInvalid(
+            raise errors.DataInvalidError(
                 f"dataset URI scheme {parsed.scheme!r} is not supported by the trainer: use an absolute "
                 "path (a mounted volume), file:// or http(s)://"
             )
     except urllib.error.HTTPError as error:
-        raise errors.DataInvalid(
+        raise errors.DataInvalidError(
             f"cannot download dataset {uri}: HTTP {error.code} {error.reason}"
         ) from error
     except urllib.error.URLError as error:
-        raise errors.DataInvalid(f"cannot download dataset {uri}: {error.reason}") from error
+        raise errors.DataInvalidError(f"cannot download dataset {uri}: {error.reason}") from error
     except OSError as error:
-        raise errors.DataInvalid(f"cannot read dataset {uri}: {error.strerror or error}") from error
+        raise errors.DataInvalidError(f"cannot read dataset {uri}: {error.strerror or error}") from error
     actual = digest.hexdigest()
     if pinned_sha256 is not None and actual != pinned_sha256:
-        raise errors.DigestMismatch(
+        raise errors.DigestMismatchError(
             f"dataset {uri} has sha256 {actual}, but dataset.sha256 pins {pinned_sha256}: refusing to train",
             actual,
         )
@@ -108,7 +108,7 @@ def parse(raw: RawDataset, columns: list[str]) -> pd.DataFrame:
             table = pa_csv.read_csv(source)
             table = table.select([c for c in columns if c in set(table.column_names)])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
-        raise errors.DataInvalid(f"dataset {raw.uri} is not valid {raw.format}: {error}") from error
+        raise errors.DataInvalidError(f"dataset {raw.uri} is not valid {raw.format}: {error}") from error
     return table.to_pandas()
 
 
@@ -118,17 +118,18 @@ def validate(frame: pd.DataFrame, spec: api_model.ModelSpec) -> pd.DataFrame:
     required = [dataset.target, *dataset.features]
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise errors.DataInvalid(
-            f"dataset has no column {', '.join(repr(c) for c in missing)} (named as target or feature in the spec)"
+        raise errors.DataInvalidError(
+            f"dataset has no column {', '.join(repr(c) for c in missing)} "
+            "(named as target or feature in the spec)"
         )
     if len(frame) == 0:
-        raise errors.DataInvalid("dataset is empty: it has a header but no rows")
+        raise errors.DataInvalidError("dataset is empty: it has a header but no rows")
     out: dict[str, Any] = {}
     categorical = set(dataset.categorical)
     for column in dataset.features:
         series = frame[column]
         if series.isna().all():
-            raise errors.DataInvalid(f"feature {column!r} is missing in every row")
+            raise errors.DataInvalidError(f"feature {column!r} is missing in every row")
         out[column] = _categorical(column, series) if column in categorical else _numeric(column, series)
     out[dataset.target] = _target(dataset.target, frame[dataset.target], spec.task)
     for column in dataset.sensitive:
@@ -139,16 +140,16 @@ def validate(frame: pd.DataFrame, spec: api_model.ModelSpec) -> pd.DataFrame:
 
 def _numeric(column: str, series: pd.Series) -> np.ndarray[Any, Any]:
     if pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype("float64").to_numpy()
+        return np.asarray(series.astype("float64").to_numpy())
     if not pd.api.types.is_numeric_dtype(series.dtype):
         sample = series.dropna().astype(str).head(3).tolist()
-        raise errors.DataInvalid(
+        raise errors.DataInvalidError(
             f"feature {column!r} is numeric in the spec (not in dataset.categorical) but holds text, "
             f"for example {sample}: list it in dataset.categorical or fix the data"
         )
-    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    values: np.ndarray[Any, Any] = np.asarray(series.to_numpy(dtype="float64", na_value=np.nan))
     if np.isinf(values).any():
-        raise errors.DataInvalid(f"feature {column!r} holds infinite values")
+        raise errors.DataInvalidError(f"feature {column!r} holds infinite values")
     return values
 
 
@@ -156,7 +157,7 @@ def _categorical(column: str, series: pd.Series) -> np.ndarray[Any, Any]:
     if pd.api.types.is_float_dtype(series.dtype):
         present = series.dropna()
         if not np.all(np.mod(present.to_numpy(), 1) == 0):
-            raise errors.DataInvalid(
+            raise errors.DataInvalidError(
                 f"feature {column!r} is categorical in the spec but holds fractional numbers such as "
                 f"{present[np.mod(present.to_numpy(), 1) != 0].head(3).tolist()}: declare it numeric"
             )
@@ -175,11 +176,13 @@ def _text(series: pd.Series) -> np.ndarray[Any, Any]:
 def _target(column: str, series: pd.Series, task: str) -> np.ndarray[Any, Any]:
     missing = int(series.isna().sum())
     if missing:
-        raise errors.DataInvalid(f"target {column!r} is missing in {missing} rows; drop or label them")
+        raise errors.DataInvalidError(f"target {column!r} is missing in {missing} rows; drop or label them")
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-            raise errors.DataInvalid(f"target {column!r} must be numeric for regression, got {series.dtype}")
-        return series.to_numpy(dtype="float64")
+            raise errors.DataInvalidError(
+                f"target {column!r} must be numeric for regression, got {series.dtype}"
+            )
+        return np.asarray(series.to_numpy(dtype="float64"))
     if pd.api.types.is_bool_dtype(series.dtype):
         values: np.ndarray[Any, Any] = series.astype("int64").to_numpy()
     elif pd.api.types.is_integer_dtype(series.dtype):
@@ -187,7 +190,7 @@ def _target(column: str, series: pd.Series, task: str) -> np.ndarray[Any, Any]:
     elif pd.api.types.is_float_dtype(series.dtype):
         raw = series.to_numpy(dtype="float64")
         if not np.all(np.mod(raw, 1) == 0):
-            raise errors.DataInvalid(
+            raise errors.DataInvalidError(
                 f"target {column!r} holds fractional numbers but task is classification: use regression "
                 "or integer/text class labels"
             )
@@ -196,12 +199,12 @@ def _target(column: str, series: pd.Series, task: str) -> np.ndarray[Any, Any]:
         values = _text(series)
     classes, counts = np.unique(values, return_counts=True)
     if len(classes) < 2:
-        raise errors.DataInvalid(
+        raise errors.DataInvalidError(
             f"target {column!r} has a single class ({classes[0]!r}) in every row: nothing to classify"
         )
     rare = [str(c) for c, n in zip(classes, counts, strict=True) if n < 2]
     if rare:
-        raise errors.DataInvalid(
+        raise errors.DataInvalidError(
             f"target {column!r} has classes with a single row ({', '.join(rare)}): a stratified split "
             "needs at least 2 rows per class"
         )

@@ -51,19 +51,19 @@ class TrainingError(Exception):
         return exit_code_for(self.reason)
 
 
-class DataInvalid(TrainingError):
+class DataInvalidError(TrainingError):
     """The spec cannot be read, or the dataset is unreadable or does not match the spec."""
 
     reason: Reason = "DataInvalid"
 
 
-class PolicyViolation(TrainingError):
+class PolicyViolationError(TrainingError):
     """A protected or sensitive column would become a model input."""
 
     reason: Reason = "PolicyViolation"
 
 
-class DigestMismatch(TrainingError):
+class DigestMismatchError(TrainingError):
     """The dataset's sha256 differs from the digest pinned in the spec."""
 
     reason: Reason = "DigestMismatch"
@@ -73,13 +73,13 @@ class DigestMismatch(TrainingError):
         self.actual_sha256 = actual_sha256
 
 
-class EstimatorInvalid(TrainingError):
+class EstimatorInvalidError(TrainingError):
     """The estimator is not allow-listed, or its parameters are unknown or invalid."""
 
     reason: Reason = "EstimatorInvalid"
 
 
-class ParityFailed(TrainingError):
+class ParityFailedError(TrainingError):
     """The ONNX model disagrees with the fitted pipeline beyond the spec's parity limits."""
 
     reason: Reason = "ParityFailed"

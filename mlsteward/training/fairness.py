@@ -9,6 +9,7 @@ Pure functions of arrays.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ def _number(value: float) -> str:
 def _band_names(edges: np.ndarray[Any, Any]) -> list[str]:
     bounds = [_number(float(e)) for e in edges]
     names = [f"<{bounds[0]}"]
-    names += [f"[{lo}, {hi})" for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    names += [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(bounds)]
     names.append(f">={bounds[-1]}")
     return names
 

@@ -3,6 +3,7 @@ pod's termination message, optionally a file."""
 
 from __future__ import annotations
 
+import math
 import pathlib
 import sys
 from typing import Any
@@ -34,7 +35,7 @@ def build(
         "artifact": artifact,
         "dataset_sha256": dataset_sha256,
         "spec_hash": spec_hash,
-        "metrics": {k: v for k, v in (metrics or {}).items() if v == v},  # drop NaN
+        "metrics": {k: v for k, v in (metrics or {}).items() if not math.isnan(v)},
         "gates": gates,
     }
 

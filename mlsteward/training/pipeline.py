@@ -49,22 +49,23 @@ def build_estimator(spec: api_model.EstimatorSpec) -> Any:
     """The estimator with the spec's params and seed, its parameters checked against the class."""
     module_name = ESTIMATORS.get(spec.class_name)
     if module_name is None:
-        raise errors.EstimatorInvalid(
+        raise errors.EstimatorInvalidError(
             f"estimator {spec.class_name!r} is not allow-listed; use one of {', '.join(sorted(ESTIMATORS))}"
         )
     cls = getattr(importlib.import_module(module_name), spec.class_name)
     known = cls().get_params(deep=False)
     for name, value in spec.params.items():
         if name not in known:
-            raise errors.EstimatorInvalid(
+            raise errors.EstimatorInvalidError(
                 f"{spec.class_name} has no parameter {name!r}; known parameters: {', '.join(sorted(known))}"
             )
         if name == "random_state":
-            raise errors.EstimatorInvalid(
-                f"{spec.class_name} parameter 'random_state' is set from estimator.seed; remove it from params"
+            raise errors.EstimatorInvalidError(
+                f"{spec.class_name} parameter 'random_state' is set from estimator.seed; "
+                "remove it from params"
             )
         if not isinstance(value, _SCALARS):
-            raise errors.EstimatorInvalid(
+            raise errors.EstimatorInvalidError(
                 f"{spec.class_name} parameter {name!r} must be a scalar (number, string, boolean or null), "
                 f"got {type(value).__name__}"
             )
@@ -75,7 +76,7 @@ def build_estimator(spec: api_model.EstimatorSpec) -> Any:
     try:
         estimator._validate_params()
     except (ValueError, TypeError) as error:
-        raise errors.EstimatorInvalid(f"{spec.class_name} parameters are invalid: {error}") from error
+        raise errors.EstimatorInvalidError(f"{spec.class_name} parameters are invalid: {error}") from error
     return estimator
 
 
@@ -119,13 +120,13 @@ def split(target: np.ndarray[Any, Any], task: str, test_fraction: float, seed: i
     stratify = target if task == "classification" else None
     n_test = int(np.ceil(test_fraction * len(rows)))
     if n_test < 1 or len(rows) - n_test < 2:
-        raise errors.DataInvalid(
+        raise errors.DataInvalidError(
             f"dataset has {len(rows)} rows: too few for a holdout of {test_fraction:.0%} and a training split"
         )
     try:
         train, test = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=stratify)
     except ValueError as error:
-        raise errors.DataInvalid(f"cannot split the dataset for a holdout: {error}") from error
+        raise errors.DataInvalidError(f"cannot split the dataset for a holdout: {error}") from error
     return Split(train=np.sort(train), test=np.sort(test), stratified=stratify is not None)
 
 
@@ -135,5 +136,5 @@ def fit(pipeline: Any, frame: pd.DataFrame, target: np.ndarray[Any, Any]) -> Any
         with contextlib.redirect_stdout(sys.stderr):
             pipeline.fit(frame, target)
     except (ValueError, TypeError) as error:
-        raise errors.EstimatorInvalid(f"fitting failed: {error}") from error
+        raise errors.EstimatorInvalidError(f"fitting failed: {error}") from error
     return pipeline

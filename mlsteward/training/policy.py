@@ -51,7 +51,7 @@ def enforce(inputs: Iterable[str], spec: api_model.ModelSpec, stage: str) -> Non
     found = violations(inputs, spec)
     if found:
         details = "; ".join(f"{v.column!r} {v.why}" for v in found)
-        raise errors.PolicyViolation(f"{stage}: {details}")
+        raise errors.PolicyViolationError(f"{stage}: {details}")
 
 
 def exceptions_used(inputs: Iterable[str], spec: api_model.ModelSpec) -> list[dict[str, str]]:

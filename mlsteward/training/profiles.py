@@ -58,20 +58,22 @@ def numeric_summary(values: np.ndarray[Any, Any], bins: int = DEFAULT_BINS) -> d
 
 def categorical_summary(values: np.ndarray[Any, Any], missing_value: str | None = "") -> dict[str, Any]:
     """Top categories by count (then value), ``[c1..cm, other, unseen, missing]`` counts."""
-    series = pd.Series(values, dtype=object)
-    missing_mask = series.isna()
-    if missing_value is not None:
-        missing_mask |= series == missing_value
-    counted = series[~missing_mask].astype(str).value_counts(sort=False)
-    ranked = sorted(
-        zip(counted.index.tolist(), counted.tolist(), strict=True), key=lambda kv: (-kv[1], kv[0])
-    )
+    # One hash pass over the values; missing entries (null, or ``missing_value``) are counted apart.
+    counted = pd.Series(values, dtype=object).value_counts(dropna=False, sort=False)
+    missing = 0
+    kept: dict[str, int] = {}
+    for value, count in counted.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == missing_value:
+            missing += int(count)
+        else:
+            kept[str(value)] = kept.get(str(value), 0) + int(count)
+    ranked = sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))
     top = ranked[:MAX_CATEGORIES]
     other = sum(count for _, count in ranked[MAX_CATEGORIES:])
     return {
         "kind": "categorical",
         "categories": [name for name, _ in top],
-        "counts": [*(int(count) for _, count in top), int(other), 0, int(missing_mask.sum())],
+        "counts": [*(count for _, count in top), other, 0, missing],
     }
 
 
@@ -82,7 +84,7 @@ def score_values(task: str, values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any
         return values.ravel()
     if values.shape[1] == 2:
         return values[:, 1]
-    return values.max(axis=1)
+    return np.asarray(values.max(axis=1))
 
 
 def build_features(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> dict[str, Any]:

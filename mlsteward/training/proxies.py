@@ -23,6 +23,7 @@ MIN_GROUP_ROWS = 20
 def score(
     frame: pd.DataFrame,
     sensitive: pd.Series,
+    *,
     features: list[str],
     categorical: list[str],
     max_rows: int,

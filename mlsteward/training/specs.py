@@ -39,9 +39,11 @@ def read_spec_text(path: pathlib.Path | None, text: str | None) -> str:
         try:
             return path.read_text(encoding="utf-8")
         except OSError as error:
-            raise errors.DataInvalid(f"cannot read the Model spec file {path}: {error.strerror}") from error
+            raise errors.DataInvalidError(
+                f"cannot read the Model spec file {path}: {error.strerror}"
+            ) from error
     if text is None:
-        raise errors.DataInvalid("no Model spec given")
+        raise errors.DataInvalidError("no Model spec given")
     return text
 
 
@@ -53,16 +55,16 @@ def parse_spec(text: str, source: str = "the Model spec") -> api_model.ModelSpec
         try:
             document = yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise errors.DataInvalid(f"{source} is neither JSON nor YAML: {error}") from error
+            raise errors.DataInvalidError(f"{source} is neither JSON nor YAML: {error}") from error
     if not isinstance(document, dict):
-        raise errors.DataInvalid(f"{source} must be a mapping, got {type(document).__name__}")
+        raise errors.DataInvalidError(f"{source} must be a mapping, got {type(document).__name__}")
     if "spec" in document and ("kind" in document or "apiVersion" in document or "metadata" in document):
         kind = document.get("kind", "Model")
         if kind != "Model":
-            raise errors.DataInvalid(f"{source} is a {kind!r} object, expected a Model")
+            raise errors.DataInvalidError(f"{source} is a {kind!r} object, expected a Model")
         document = document["spec"]
         if not isinstance(document, dict):
-            raise errors.DataInvalid(f"{source}: spec must be a mapping")
+            raise errors.DataInvalidError(f"{source}: spec must be a mapping")
     try:
         spec = api_model.ModelSpec.model_validate(document)
     except pydantic.ValidationError as error:
@@ -70,8 +72,8 @@ def parse_spec(text: str, source: str = "the Model spec") -> api_model.ModelSpec
             f"{'.'.join(str(p) for p in item['loc']) or '(root)'}: {item['msg']}" for item in error.errors()
         )
         if all(item["loc"][:1] == ("estimator",) for item in error.errors()):
-            raise errors.EstimatorInvalid(f"{source} has an invalid estimator: {problems}") from error
-        raise errors.DataInvalid(f"{source} is invalid: {problems}") from error
+            raise errors.EstimatorInvalidError(f"{source} has an invalid estimator: {problems}") from error
+        raise errors.DataInvalidError(f"{source} is invalid: {problems}") from error
     check_cross_field_rules(spec)
     return spec
 
@@ -81,20 +83,24 @@ def check_cross_field_rules(spec: api_model.ModelSpec) -> None:
     dataset = spec.dataset
     allowed = api_model.CLASSIFIERS if spec.task == "classification" else api_model.REGRESSORS
     if spec.estimator.class_name not in allowed:
-        raise errors.EstimatorInvalid(
+        raise errors.EstimatorInvalidError(
             f"estimator.className {spec.estimator.class_name!r} is not a {spec.task} estimator; "
             f"use one of {', '.join(allowed)}"
         )
     duplicates = sorted({f for f in dataset.features if dataset.features.count(f) > 1})
     if duplicates:
-        raise errors.DataInvalid(f"dataset.features lists {', '.join(duplicates)} more than once")
+        raise errors.DataInvalidError(f"dataset.features lists {', '.join(duplicates)} more than once")
     if dataset.target in dataset.features:
-        raise errors.DataInvalid(f"the target column {dataset.target!r} is also listed in dataset.features")
+        raise errors.DataInvalidError(
+            f"the target column {dataset.target!r} is also listed in dataset.features"
+        )
     if dataset.target in dataset.sensitive:
-        raise errors.DataInvalid(f"the target column {dataset.target!r} is also listed in dataset.sensitive")
+        raise errors.DataInvalidError(
+            f"the target column {dataset.target!r} is also listed in dataset.sensitive"
+        )
     stray = [c for c in dataset.categorical if c not in dataset.features]
     if stray:
-        raise errors.DataInvalid(
+        raise errors.DataInvalidError(
             f"dataset.categorical lists {', '.join(stray)}, which is not in dataset.features"
         )
 

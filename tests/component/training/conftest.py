@@ -62,7 +62,13 @@ def train(
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLSTEWARD_")}
     environment.update(env or {})
     result = subprocess.run(
-        [*command, *(args or [])], capture_output=True, text=True, timeout=timeout, env=environment, cwd=REPO
+        [*command, *(args or [])],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environment,
+        cwd=REPO,
     )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, (

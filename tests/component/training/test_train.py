@@ -16,7 +16,7 @@ from sklearn import datasets as sk_datasets
 
 from mlsteward.store import artifacts
 from mlsteward.training import datasets
-from tests.component.training.conftest import MLSTEWARD, credit_spec, no_artifact, train
+from tests.component.training.conftest import MLSTEWARD, credit_spec, train
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -169,7 +169,7 @@ def test_a_file_uri_and_an_approved_exception_admit_age_as_a_feature(
                 {
                     "attribute": "age",
                     "approvalRef": "risk-committee-2026-11",
-                    "justification": "Empirically derived, demonstrably and statistically sound scoring system.",
+                    "justification": "Empirically derived, statistically sound scoring system.",
                 }
             ]
         },
@@ -251,8 +251,9 @@ def test_the_dataset_generator_writes_drifted_data_with_shift(tmp_path: pathlib.
 
 
 def test_train_help_lists_every_flag() -> None:
-    result = subprocess.run([str(MLSTEWARD), "train", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(MLSTEWARD), "train", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0
     for flag in ("--spec", "--store", "--output-json", "--termination-message-path", "--name", "--namespace"):
         assert flag in result.stdout
-    assert no_artifact  # imported helper used by the bad-input tests

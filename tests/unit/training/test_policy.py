@@ -24,7 +24,7 @@ def _spec(**changes: Any) -> api_model.ModelSpec:
     "column", ["sex", "Gender", "marital-status", "Date of Birth", "ETHNICITY", "nationality"]
 )
 def test_protected_names_and_synonyms_are_refused(column: str) -> None:
-    with pytest.raises(errors.PolicyViolation, match=column):
+    with pytest.raises(errors.PolicyViolationError, match=column):
         policy.enforce(["income", column], _spec(), "the ONNX graph's inputs")
 
 
