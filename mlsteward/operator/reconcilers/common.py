@@ -40,6 +40,20 @@ class Context:
 FIELD_MANAGER = "mlsteward-operator"
 
 
+def ready_transition(
+    previous: list[conditions.Condition], desired: list[conditions.Condition]
+) -> list[Event]:
+    """An Event when the Ready condition changes status (the state change users watch)."""
+    before = conditions.find(previous, conditions.READY)
+    now = conditions.find(desired, conditions.READY)
+    if now is None or (before is not None and before.get("status") == now["status"]):
+        return []
+    kind: Literal["Normal", "Warning"] = "Normal" if now["status"] == "True" else "Warning"
+    if before is None and now["status"] != "True":
+        kind = "Normal"  # not ready yet on a new object is no warning
+    return [Event(conditions.Reason(now["reason"]), f"Ready={now['status']}: {now['message']}", kind)]
+
+
 def status_changed(body: dict[str, Any], status: dict[str, Any]) -> bool:
     """True when writing ``status`` would change any field of the object's status."""
     current = body.get("status") or {}

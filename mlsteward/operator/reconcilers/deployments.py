@@ -149,6 +149,7 @@ def plan(
             conditions.condition(conditions.RECONCILING, True, Reason.ROLLING_OUT, text),
         ]
     desired.append(conditions.condition(conditions.STALLED, False, Reason.RECONCILED, "no failure"))
+    events += common.ready_transition(status.get("conditions") or [], desired)
     new_status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": "Pending" if target is None else ("Ready" if rolled_out else "RollingOut"),

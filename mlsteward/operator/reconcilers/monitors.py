@@ -236,6 +236,7 @@ def plan(
             new_status["phase"] = "InsufficientData"
         else:
             new_status["phase"] = "Healthy" if kinds.get(conditions.DRIFTING) else "Pending"
+    events += common.ready_transition(previous, desired)
     bare: list[conditions.Condition] = [
         {k: c[k] for k in ("type", "status", "reason", "message") if k in c} for c in desired
     ]

@@ -126,7 +126,10 @@ class OperatorProcess:
 
 @pytest.fixture
 def start_operator(
-    namespace: str, operator_kubeconfig: pathlib.Path, tmp_path: pathlib.Path
+    control_plane: controlplane.ControlPlane,
+    namespace: str,
+    operator_kubeconfig: pathlib.Path,
+    tmp_path: pathlib.Path,
 ) -> Iterator[Callable[..., OperatorProcess]]:
     """Start operators watching the test's namespace; stop them (and print their logs) after."""
     started: list[OperatorProcess] = []
@@ -153,6 +156,12 @@ def start_operator(
         return process
 
     yield start
+    # Monitors carry a finalizer (their sidecar lives in another object): let a running
+    # operator release them before it stops, so the namespace can go.
+    if any(p.alive() for p in started):
+        control_plane.kubectl(
+            "delete", "monitors.mlsteward.io", "--all", "-n", namespace, "--timeout=60s", check=False
+        )
     for process in started:
         process.stop()
         print(f"\n----- operator log {process.log} -----\n{process.logs()[-20000:]}")
