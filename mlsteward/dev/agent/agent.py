@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from mlsteward.dev.agent import containers, events, ipam, kube, node, pods, processes, sources
+from mlsteward.dev.agent import containers, events, ipam, kube, kubelet_api, node, pods, processes, sources
 
 Obj = dict[str, Any]
 
@@ -99,7 +99,12 @@ class Agent:
                 backoff_max_s=settings.max_backoff_s,
                 sync_s=settings.sync_s,
             )
-            beats = [node.Heartbeat(api, name, ip, settings.heartbeat_s) for name, ip in node_ips.items()]
+            log_server = kubelet_api.LogServer(state, self._is_running)
+            ports = await log_server.start(sorted(set(node_ips.values())))
+            beats = [
+                node.Heartbeat(api, name, ip, ports[ip], settings.heartbeat_s)
+                for name, ip in node_ips.items()
+            ]
             for beat in beats:
                 await beat.register()
             print(f"nodes registered: {', '.join(node_ips)} (state {state})", flush=True)
@@ -116,6 +121,7 @@ class Agent:
                 for beat in beats:
                     with contextlib.suppress(Exception):
                         await beat.beat(ready=False)
+                await log_server.stop()
         leftovers = processes.kill_strays(state)
         print(f"agent stopped; {len(leftovers)} leftover processes killed", flush=True)
 
@@ -139,6 +145,12 @@ class Agent:
         grace = self.settings.shutdown_grace_s
         await asyncio.gather(*(w.stop_all(min(w.grace_s, grace)) for w in workers), return_exceptions=True)
         containers.cancel_background()
+
+    def _is_running(self, namespace: str, pod: str, container: str) -> bool:
+        for worker in self.workers.values():
+            if (worker.namespace, worker.name) == (namespace, pod):
+                return any(c.running for c in worker.init + worker.main if c.name == container)
+        return False
 
     def _observe(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]

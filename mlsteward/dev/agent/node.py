@@ -57,7 +57,7 @@ def manifest(name: str) -> Obj:
     }
 
 
-def node_status(ip: str, ready: bool, since: datetime.datetime, now: datetime.datetime) -> Obj:
+def node_status(ip: str, port: int, ready: bool, since: datetime.datetime, now: datetime.datetime) -> Obj:
     """A pure Node status: capacity, addresses, conditions with ``now`` as the heartbeat."""
 
     def condition(kind: str, status: str, reason: str, message: str) -> Obj:
@@ -88,7 +88,7 @@ def node_status(ip: str, ready: bool, since: datetime.datetime, now: datetime.da
         "allocatable": dict(ALLOCATABLE),
         "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": ip}],
         "conditions": conditions,
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         "nodeInfo": {
             "machineID": "",
             "systemUUID": "",
@@ -107,10 +107,11 @@ def node_status(ip: str, ready: bool, since: datetime.datetime, now: datetime.da
 class Heartbeat:
     """Registers one node, then keeps its status and Lease fresh until cancelled."""
 
-    def __init__(self, api: kube.Client, name: str, ip: str, interval_s: float = 10.0) -> None:
+    def __init__(self, api: kube.Client, name: str, ip: str, port: int, interval_s: float = 10.0) -> None:
         self.api = api
         self.name = name
         self.ip = ip
+        self.port = port
         self.interval_s = interval_s
         self.since = _now()
 
@@ -129,7 +130,8 @@ class Heartbeat:
         if not ready:
             self.since = now
         await self.api.patch(
-            f"/api/v1/nodes/{self.name}/status", {"status": node_status(self.ip, ready, self.since, now)}
+            f"/api/v1/nodes/{self.name}/status",
+            {"status": node_status(self.ip, self.port, ready, self.since, now)},
         )
         await self._renew_lease(now)
 

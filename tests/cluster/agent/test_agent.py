@@ -47,7 +47,12 @@ SERVER_ENV = [
     {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     {"name": "MY_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
 ]
-READINESS = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1, "failureThreshold": 1}
+READINESS = {
+    "httpGet": {"path": "/", "port": 8080},
+    "periodSeconds": 1,
+    "timeoutSeconds": 5,
+    "failureThreshold": 3,
+}
 # Writes argv[2] to the termination-message file named by argv[1], then exits with argv[3].
 WRITE_MESSAGE = "import sys; open(sys.argv[1], 'w').write(sys.argv[2]); sys.exit(int(sys.argv[3]))"
 
@@ -291,6 +296,8 @@ def test_a_job_whose_container_exits_3_fails_with_exit_code_3(
         "Error",
         "data is broken",
     )
+    # kubectl logs goes through the API server to the agent's log endpoint.
+    assert control_plane.kubectl("logs", "-n", namespace, "job/bad").stdout == "data is broken\n"
 
 
 def test_restart_policy_always_restarts_a_crashed_container(
