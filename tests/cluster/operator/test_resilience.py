@@ -87,7 +87,13 @@ def test_sigkill_at_random_points_leaves_exactly_one_job_per_version_and_a_corre
         kit.apply(model(name))
     operator = start_operator()
     for round_number in range(rounds):
-        time.sleep(rng.uniform(0.2, 2.5))
+        # Kill inside the reconciliation window: once the operator has started, within the
+        # first pass over the (just changed) Models.
+        kit.wait_for(
+            "the operator to start",
+            lambda: operator.logs().count("mlsteward operator started") >= operator.starts,
+        )
+        time.sleep(rng.uniform(0.0, 0.8))
         operator.kill()
         # While it is down (and while it runs next), the world moves on.
         _finish_pending(kit, names)
