@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import pathlib
 import shutil
@@ -26,6 +27,7 @@ import aiohttp
 
 from mlsteward.dev.agent import containers, events, ipam, kube, kubelet_api, node, pods, processes, sources
 
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 _PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
@@ -80,7 +82,7 @@ class Agent:
             (state / sub).mkdir(parents=True, exist_ok=True)
         strays = processes.kill_strays(state)
         if strays:
-            print(f"killed {len(strays)} processes left by an earlier agent: {strays}", flush=True)
+            log.warning("killed %d processes left by an earlier agent: %s", len(strays), strays)
         addresses = ipam.Ipam(state / "ipam.json", settings.pod_cidr)
         config = kube.Kubeconfig(settings.kubeconfig)
         async with kube.Client(config) as api:
@@ -107,7 +109,7 @@ class Agent:
             ]
             for beat in beats:
                 await beat.register()
-            print(f"nodes registered: {', '.join(node_ips)} (state {state})", flush=True)
+            log.info("nodes registered: %s (state %s)", ", ".join(node_ips), state)
             await self._prune(api)
             tasks = [asyncio.create_task(b.run()) for b in beats]
             tasks += [asyncio.create_task(self._watch(api, name)) for name in node_ips]
@@ -123,7 +125,7 @@ class Agent:
                         await beat.beat(ready=False)
                 await log_server.stop()
         leftovers = processes.kill_strays(state)
-        print(f"agent stopped; {len(leftovers)} leftover processes killed", flush=True)
+        log.info("agent stopped; %d leftover processes killed", len(leftovers))
 
     async def _prune(self, api: kube.Client) -> None:
         """Forget the directories and addresses of pods deleted while no agent was running."""
@@ -198,7 +200,7 @@ class Agent:
             except asyncio.CancelledError:
                 raise
             except (kube.ApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
-                print(f"watch of pods on {node_name} failed ({error}); relisting", flush=True)
+                log.warning("watch of pods on %s failed (%s); relisting", node_name, error)
                 await asyncio.sleep(1)
 
 

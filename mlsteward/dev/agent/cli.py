@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pathlib
 import sys
@@ -73,4 +74,8 @@ def main(argv: list[str]) -> int:
     except ipam.IpamError as error:
         print(f"mlsteward dev agent: {error}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return agent.run(settings)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 from typing import Any
 
 from mlsteward.dev.agent import kube
 
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 COMPONENT = "mlsteward-agent"
 
@@ -70,4 +72,4 @@ class Recorder:
         try:
             await self.api.create(f"/api/v1/namespaces/{namespace}/events", body)
         except Exception as error:  # an Event is never worth failing a pod for
-            print(f"could not record event {body['reason']}: {error}", flush=True)
+            log.warning("could not record event %s: %s", body["reason"], error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import platform
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,7 @@ import aiohttp
 
 from mlsteward.dev.agent import kube
 
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 AGENT_LABEL = "type"
@@ -165,4 +167,4 @@ class Heartbeat:
             try:
                 await self.beat()
             except (kube.ApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
-                print(f"node {self.name}: heartbeat failed: {error}", flush=True)
+                log.warning("node %s: heartbeat failed: %s", self.name, error)

@@ -15,15 +15,16 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import logging
 import pathlib
 import shutil
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from mlsteward.dev.agent import containers, envs, events, ipam, kube, probes, status, volumes
 
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
@@ -149,7 +150,7 @@ class PodWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                print(f"pod {self.namespace}/{self.name}: sync failed:\n{traceback.format_exc()}", flush=True)
+                log.exception("pod %s/%s: sync failed", self.namespace, self.name)
             pending = [c.backoff_until for c in self.init + self.main if c.restart_pending]
             timeout = self.ctx.sync_s
             if pending:
@@ -235,7 +236,7 @@ class PodWorker:
                         container.waiting = ("ContainerCreating", str(error))
                 if not self.volumes_ready:
                     return False
-                print(f"pod {self.namespace}/{self.name}: volume refresh failed: {error}", flush=True)
+                log.warning("pod %s/%s: volume refresh failed: %s", self.namespace, self.name, error)
         return self.volumes_ready
 
     async def _run_init(self) -> bool:
@@ -367,7 +368,7 @@ class PodWorker:
             self.pushed = new
         except kube.ApiError as error:
             if error.status != 404:
-                print(f"pod {self.namespace}/{self.name}: status update failed: {error}", flush=True)
+                log.warning("pod %s/%s: status update failed: %s", self.namespace, self.name, error)
 
     async def _confirm_deletion(self) -> None:
         if self.delete_sent:
@@ -380,7 +381,7 @@ class PodWorker:
             if error.status in {404, 409}:
                 self.delete_sent = True
             else:
-                print(f"pod {self.namespace}/{self.name}: delete failed: {error}", flush=True)
+                log.warning("pod %s/%s: delete failed: %s", self.namespace, self.name, error)
 
     def _cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
