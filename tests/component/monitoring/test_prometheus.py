@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 
 
 def _wait_for(
@@ -47,6 +48,9 @@ def test_prometheus_sums_bucket_counters_across_replicas_and_increase_sees_new_r
         time.sleep(3.0)  # more scrapes after the rows, for increase()
         selector = 'mlsteward_monitor_bucket_rows_total{role="feature",column="purpose"}'
         increase = prometheus.query(f"sum by (bucket) (increase({selector}[5m]))")
+        # docs/monitoring.md's expression: the Deployment's share per bucket over a range.
+        per_bucket = f"sum by (bucket) (increase({selector}[5m]))"
+        shares = prometheus.query(f"{per_bucket} / ignoring(bucket) group_left sum(increase({selector}[5m]))")
         scores = prometheus.query('mlsteward_monitor_drift_score{column="income",test="wasserstein"}')
 
     by_bucket = {s["metric"]["bucket"]: float(s["value"][1]) for s in total}
@@ -55,5 +59,8 @@ def test_prometheus_sums_bucket_counters_across_replicas_and_increase_sees_new_r
     for bucket, count in expected.items():
         # increase() extrapolates a little past the last scrape; a few percent at most here.
         assert count <= grown[bucket] <= count * 1.15, (bucket, grown[bucket], count)
+    share = {s["metric"]["bucket"]: float(s["value"][1]) for s in shares}
+    assert sum(share.values()) == pytest.approx(1.0)
+    assert share["car"] == pytest.approx(expected["car"] / 1_500, abs=0.01)
     # Only the replica that received 1,000 rows closed a window; its income drifts.
     assert [float(s["value"][1]) > 0.1 for s in scores] == [True]
