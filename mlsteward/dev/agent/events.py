@@ -71,5 +71,9 @@ class Recorder:
     async def _create(self, namespace: str, body: Obj) -> None:
         try:
             await self.api.create(f"/api/v1/namespaces/{namespace}/events", body)
+        except kube.ApiError as error:
+            # A namespace being deleted refuses new Events; nothing worth reporting then.
+            level = logging.DEBUG if error.status == 403 else logging.WARNING
+            log.log(level, "could not record event %s: %s", body["reason"], error)
         except Exception as error:  # an Event is never worth failing a pod for
             log.warning("could not record event %s: %s", body["reason"], error)

@@ -372,10 +372,18 @@ def test_a_deployment_of_two_replicas_becomes_ready_through_the_deployment_contr
     control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
 ) -> None:
     labels = {"app": "web"}
-    template_spec = pod_spec(
-        [container("web", ["python", "-c", SERVER], env=SERVER_ENV, readinessProbe=READINESS)],
-        restart="Always",
+    # The probes of the operator's serving pods: startup, then readiness and liveness, on a named port.
+    probe = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1, "timeoutSeconds": 5}
+    web = container(
+        "web",
+        ["python", "-c", SERVER],
+        env=SERVER_ENV,
+        ports=[{"name": "http", "containerPort": 8080}],
+        startupProbe={**probe, "failureThreshold": 30},
+        readinessProbe={**probe, "failureThreshold": 3},
+        livenessProbe={**probe, "failureThreshold": 3},
     )
+    template_spec = pod_spec([web], restart="Always")
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
