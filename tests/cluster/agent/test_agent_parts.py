@@ -177,3 +177,73 @@ def test_pod_ips_are_loopback_distinct_released_and_remembered(tmp_path: pathlib
     assert again.allocate("uid-3") not in {second, first}
     with pytest.raises(ipam.IpamError, match="loopback"):
         ipam.validate("10.0.0.0/16")
+
+
+class _Sources(_Objects):
+    async def token(self, pod: dict[str, Any], audience: str | None, expiration_s: int) -> str:
+        return f"token-for-{pod['metadata']['name']}-{audience}"
+
+
+def test_projected_volumes_combine_items_paths_modes_the_downward_api_and_tokens(
+    tmp_path: pathlib.Path,
+) -> None:
+    pod = {
+        "metadata": {"name": "p", "namespace": "n", "uid": "u1", "labels": {"app": "x", "tier": "web"}},
+        "spec": {
+            "containers": [{"name": "main"}],
+            "volumes": [
+                {
+                    "name": "bundle",
+                    "projected": {
+                        "defaultMode": 0o640,
+                        "sources": [
+                            {
+                                "configMap": {
+                                    "name": "c",
+                                    "items": [{"key": "k", "path": "deep/file", "mode": 0o600}],
+                                }
+                            },
+                            {"secret": {"name": "absent", "optional": True}},
+                            {
+                                "downwardAPI": {
+                                    "items": [
+                                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+                                    ]
+                                }
+                            },
+                            {"serviceAccountToken": {"path": "token", "audience": "store"}},
+                        ],
+                    },
+                },
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "claim", "persistentVolumeClaim": {"claimName": "data"}},
+            ],
+        },
+    }
+    sources = _Sources({"cm/c": {"data": {"k": "v", "other": "ignored"}}})
+    dirs = asyncio.run(
+        volumes.sync(
+            pod, tmp_path / "pod", tmp_path / "state", sources, pod_ip="127.80.1.1", host_ip="127.80.0.1"
+        )
+    )
+    bundle = dirs["bundle"]
+    assert (bundle / "deep" / "file").read_text() == "v"
+    assert (bundle / "deep" / "file").stat().st_mode & 0o777 == 0o600
+    assert (bundle / "labels").read_text() == 'app="x"\ntier="web"'
+    assert (bundle / "labels").stat().st_mode & 0o777 == 0o640
+    assert (bundle / "token").read_text() == "token-for-p-store"
+    assert not (bundle / "other").exists()
+    assert dirs["scratch"] == tmp_path / "pod" / "volumes" / "scratch"
+    assert dirs["claim"] == tmp_path / "state" / "volumes" / "pvc" / "n" / "data"
+    assert dirs["claim"].is_dir()
+
+
+def test_an_unsupported_volume_type_is_refused_by_name(tmp_path: pathlib.Path) -> None:
+    pod = {
+        "metadata": {"name": "p", "namespace": "n"},
+        "spec": {"volumes": [{"name": "v", "nfs": {"server": "x"}}]},
+    }
+    with pytest.raises(volumes.VolumeError, match=r"volume 'v': type \['nfs'\]"):
+        asyncio.run(
+            volumes.sync(pod, tmp_path, tmp_path, _Sources({}), pod_ip="127.80.1.1", host_ip="127.80.0.1")
+        )
