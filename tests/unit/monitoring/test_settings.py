@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+import yaml
 
 from mlsteward.monitoring import settings
 
@@ -36,14 +37,16 @@ def test_a_malformed_digest_is_refused() -> None:
 def test_the_example_monitor_manifest_is_a_valid_config_file() -> None:
     path = pathlib.Path(__file__).parents[3] / "examples" / "credit-monitor.yaml"
 
+    spec = yaml.safe_load(path.read_text())["spec"]
+
     config = settings.load_config(path)
     rules = settings.rules(config)
 
-    assert config.window.size == 5000
-    assert rules.min_samples == 1000
-    assert rules.consecutive_windows == 2
-    assert rules.numeric_test == "wasserstein"
-    assert config.fairness[0].attribute == "sex"
+    assert config.window.size == spec["window"]["size"]
+    assert rules.min_samples == spec["window"]["minSamples"]
+    assert rules.consecutive_windows == spec["drift"]["consecutiveWindows"]
+    assert rules.numeric_test == spec["drift"]["numericTest"]
+    assert config.fairness[0].attribute == spec["fairness"][0]["attribute"]
 
 
 def test_a_per_feature_override_changes_only_that_feature(tmp_path: pathlib.Path) -> None:
