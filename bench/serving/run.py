@@ -154,7 +154,7 @@ def wrk(url: str, payload: bytes, concurrency: int, duration: float, work: pathl
             "wrk",
             "-t1",
             f"-c{concurrency}",
-            f"-d{duration}s",
+            f"-d{max(1, round(duration))}s",
             "--timeout",
             "10s",
             "--latency",

@@ -29,7 +29,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 Result = tuple[int, bytes, Headers]
-_JSON: Headers = [(b"content-type", b"application/json")]
+JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
 
 
 @dataclasses.dataclass(slots=True)
@@ -49,7 +49,6 @@ class Route:
     method: str
     template: str
     handler: Handler
-    reads_body: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -59,9 +58,9 @@ class Route:
 def routes(app: App) -> list[Route]:
     """Every HTTP route of ``mlsteward serve`` (the OpenAPI document in openapi.py mirrors this list)."""
     return [
-        Route("POST", "/v2/models/{name}/infer", app.infer, reads_body=True),
-        Route("POST", "/v2/models/{name}/versions/{version}/infer", app.infer, reads_body=True),
-        Route("POST", "/v1/models/{name}:predict", app.predict_v1, reads_body=True),
+        Route("POST", "/v2/models/{name}/infer", app.infer),
+        Route("POST", "/v2/models/{name}/versions/{version}/infer", app.infer),
+        Route("POST", "/v1/models/{name}:predict", app.predict_v1),
         Route("GET", "/v2/health/live", app.live),
         Route("GET", "/v2/health/ready", app.ready),
         Route("GET", "/v2", app.server_metadata),
@@ -87,36 +86,34 @@ class App:
         self._static = {(r.method, r.template): r for r in routes(self) if "{" not in r.template}
         self.lifespan: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
+    async def handle(self, method: str, path: str, body: bytes) -> Result:
+        """Answer one complete request; never raises (the transports call this)."""
+        started = time.perf_counter()
+        try:
+            route, params = self._match(method, path)
+            return await route.handler(Request(method, path, params, body, started))
+        except errors.ServingError as error:
+            return error.status, protocol.encode_error(error.message), JSON_HEADERS
+        except Exception as error:  # the last line of defence: log, answer 500, keep serving
+            _log.exception("unhandled error on %s %s", method, path)
+            return 500, protocol.encode_error(f"internal error: {type(error).__name__}"), JSON_HEADERS
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The same application as ASGI (``--http uvicorn``)."""
         if scope["type"] != "http":
             if scope["type"] == "lifespan" and self.lifespan is not None:
                 await self.lifespan(scope, receive, send)
             return
-        started = time.perf_counter()
         try:
-            route, params = self._match(scope["method"], scope["path"])
-            body = await self._body(scope, receive) if route.reads_body else b""
-            status, payload, headers = await route.handler(
-                Request(scope["method"], scope["path"], params, body, started)
-            )
+            body = await self._body(scope, receive)
         except errors.ServingError as error:
-            status, payload, headers = error.status, protocol.encode_error(error.message), _JSON
+            status, payload, headers = error.status, protocol.encode_error(error.message), JSON_HEADERS
         except _DisconnectedError:
             return
-        except Exception as error:  # the last line of defence: log, answer 500, keep serving
-            _log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            status, payload, headers = (
-                500,
-                protocol.encode_error(f"internal error: {type(error).__name__}"),
-                _JSON,
-            )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*headers, (b"content-length", str(len(payload)).encode())],
-            }
-        )
+        else:
+            status, payload, headers = await self.handle(scope["method"], scope["path"], body)
+        head = [*headers, (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": payload})
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
@@ -191,7 +188,7 @@ class App:
                 selected=selected,
             )
             status = 200
-            return 200, payload, [*_JSON, (b"x-model-version", model.version.encode())]
+            return 200, payload, [*JSON_HEADERS, (b"x-model-version", model.version.encode())]
         except errors.ServingError as error:
             status = error.status
             raise
@@ -227,7 +224,7 @@ class App:
             return (
                 200,
                 protocol.encode_v1(model.version, route, predictions),
-                [*_JSON, (b"x-model-version", model.version.encode())],
+                [*JSON_HEADERS, (b"x-model-version", model.version.encode())],
             )
         except errors.ServingError as error:
             status = error.status
@@ -239,16 +236,20 @@ class App:
     # --- health and metadata ------------------------------------------------------------------
 
     async def live(self, request: Request) -> Result:
-        return 200, b'{"live":true}', _JSON
+        return 200, b'{"live":true}', JSON_HEADERS
 
     async def ready(self, request: Request) -> Result:
         if self.service.ready:
-            return 200, b'{"ready":true}', _JSON
+            return 200, b'{"ready":true}', JSON_HEADERS
         reason = "draining" if self.service.draining else self.service.not_ready_reason
-        return 503, orjson.dumps({"ready": False, "error": f"not ready: {reason}"}), _JSON
+        return 503, orjson.dumps({"ready": False, "error": f"not ready: {reason}"}), JSON_HEADERS
 
     async def server_metadata(self, request: Request) -> Result:
-        return 200, orjson.dumps({"name": "mlsteward", "version": __version__, "extensions": []}), _JSON
+        return (
+            200,
+            orjson.dumps({"name": "mlsteward", "version": __version__, "extensions": []}),
+            JSON_HEADERS,
+        )
 
     async def model_metadata(self, request: Request) -> Result:
         snapshot = self.service.live(request.params["name"])
@@ -257,7 +258,7 @@ class App:
         document = model.metadata()
         if version is None:
             document["versions"] = snapshot.versions()
-        return 200, orjson.dumps(document), _JSON
+        return 200, orjson.dumps(document), JSON_HEADERS
 
     async def model_ready(self, request: Request) -> Result:
         name, version = request.params["name"], request.params.get("version")
@@ -270,18 +271,18 @@ class App:
         document = {"name": name, "ready": ready}
         if version is not None:
             document["version"] = version
-        return (200 if ready else 503), orjson.dumps(document), _JSON
+        return (200 if ready else 503), orjson.dumps(document), JSON_HEADERS
 
     async def model_status_v1(self, request: Request) -> Result:
         snapshot = self.service.live(request.params["name"])
-        return 200, orjson.dumps({"name": snapshot.model, "ready": self.service.ready}), _JSON
+        return 200, orjson.dumps({"name": snapshot.model, "ready": self.service.ready}), JSON_HEADERS
 
     async def prometheus(self, request: Request) -> Result:
         body = prometheus_client.generate_latest(self._metrics.registry)
         return 200, body, [(b"content-type", prometheus_client.CONTENT_TYPE_LATEST.encode())]
 
     async def openapi(self, request: Request) -> Result:
-        return 200, self._openapi, _JSON
+        return 200, self._openapi, JSON_HEADERS
 
 
 class _DisconnectedError(Exception):

@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from mlsteward.serving import app, feed, metrics, openapi, service, settings
+from mlsteward.serving import app, feed, metrics, openapi, service, settings, transport
 
 _log = logging.getLogger("mlsteward.serving.server")
 
@@ -135,6 +135,63 @@ def run(config: settings.ServeSettings, registry: CollectorRegistry) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code."""
     application, svc = build(config, registry)
     sock = bind(config.server)
+    host, port = sock.getsockname()[:2]
+    _log.info(
+        "listening on http://%s:%d (%s; routing file %s, store %s)",
+        host,
+        port,
+        config.server.http,
+        config.server.routing,
+        config.server.store,
+    )
+    if config.server.http == "uvicorn":
+        return _run_uvicorn(application, svc, config, sock)
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_serve(application, svc, config, sock))
+
+
+async def _serve(
+    application: app.App, svc: service.Service, config: settings.ServeSettings, sock: socket.socket
+) -> int:
+    """The httptools transport's lifecycle: start, load, wait for a signal, drain, stop."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    state = {"signalled": False}
+
+    def on_signal(sig: signal.Signals) -> None:
+        if state["signalled"]:
+            if sig == signal.SIGINT:
+                stop.set()
+            return
+        state["signalled"] = True
+        _log.info("received %s: not ready now, draining in %.1f s", sig.name, config.server.drain_delay_s)
+        svc.start_draining()
+        loop.call_later(config.server.drain_delay_s, stop.set)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    tasks = [loop.create_task(_Lifespan(svc)._load_then_watch())]
+    if svc.monitor is not None:
+        tasks.append(loop.create_task(svc.monitor.run()))
+    http = transport.HttpServer(application, max_body_bytes=config.server.max_body_bytes)
+    await http.start(sock)
+    await stop.wait()
+    _log.info("draining: no new connections; finishing in-flight requests")
+    await http.shutdown(config.server.drain_timeout_s)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    _log.info("stopped")
+    return 0
+
+
+def _run_uvicorn(
+    application: app.App, svc: service.Service, config: settings.ServeSettings, sock: socket.socket
+) -> int:
     uvicorn_config = uvicorn.Config(
         application,
         loop="uvloop",
@@ -148,14 +205,5 @@ def run(config: settings.ServeSettings, registry: CollectorRegistry) -> int:
         timeout_keep_alive=30,
         timeout_graceful_shutdown=max(1, round(config.server.drain_timeout_s)),
     )
-    server = _Server(uvicorn_config, svc, config.server.drain_delay_s)
-    host, port = sock.getsockname()[:2]
-    _log.info(
-        "listening on http://%s:%d (routing file %s, store %s)",
-        host,
-        port,
-        config.server.routing,
-        config.server.store,
-    )
-    server.run(sockets=[sock])
+    _Server(uvicorn_config, svc, config.server.drain_delay_s).run(sockets=[sock])
     return 0

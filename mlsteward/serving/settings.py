@@ -61,6 +61,8 @@ class ServerSettings:
     """Bind with SO_REUSEPORT so several server processes can share one port (see docs/serving.md)."""
     log_level: str = "info"
     """Python logging level name."""
+    http: str = "httptools"
+    """HTTP transport: ``httptools`` (the server's own, fastest) or ``uvicorn`` (ASGI)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +140,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "server.drain_timeout_s": ("--drain-timeout", "seconds to finish in-flight requests (default 20)"),
     "server.reuse_port": ("--reuse-port", "bind with SO_REUSEPORT (several processes, one port)"),
     "server.log_level": ("--log-level", "logging level (default info)"),
+    "server.http": ("--http", "HTTP transport: httptools (default) or uvicorn"),
     "batching.max_batch_size": ("--max-batch-size", "most rows per ONNX Runtime call (default 64)"),
     "batching.max_delay_ms": ("--max-batch-delay-ms", "wait for more requests per batch (ms, default 0)"),
     "runtime.intra_op_threads": (
@@ -244,6 +247,10 @@ def validate(config: ServeSettings) -> None:
         (0 <= config.server.port <= 65535, f"--port must be 0..65535, got {config.server.port}"),
         (config.server.max_body_bytes >= 1024, "--max-body-bytes must be at least 1024"),
         (config.server.max_rows >= 1, "--max-rows must be at least 1"),
+        (
+            config.server.http in ("httptools", "uvicorn"),
+            f"--http must be httptools or uvicorn, not {config.server.http!r}",
+        ),
         (config.server.drain_delay_s >= 0, "--drain-delay must be >= 0"),
         (config.server.drain_timeout_s >= 0, "--drain-timeout must be >= 0"),
         (config.batching.max_batch_size >= 1, "--max-batch-size must be at least 1"),

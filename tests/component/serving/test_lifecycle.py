@@ -99,6 +99,11 @@ def test_scored_rows_reach_the_monitor_column_oriented_with_sensitive_metadata(
     assert champion["metadata"] == {"sex": ["F", "M"]}
     shadow = next(b for b in batches if b["route"] == "shadow")
     assert shadow["model_version"] == "2" and shadow["request_ids"] == ["loan-1:0", "loan-1:1"]
+    # The monitor records a batch before it answers; the server counts it once the answer is read.
+    deadline = time.monotonic() + 5
+    while server.metric("mlsteward_serving_monitor_sent_rows_total") < 4:
+        assert time.monotonic() < deadline, server.log()[-2000:]
+        time.sleep(0.05)
     assert server.metric("mlsteward_serving_monitor_sent_rows_total") == 4
 
 
