@@ -51,15 +51,22 @@ FEATURES = [*datasets.NUMERIC, *datasets.CATEGORICAL, *(f"x{i}" for i in range(1
 
 
 def make_data(rows: int, directory: pathlib.Path) -> pathlib.Path:
-    """Credit data plus 10 noise columns: 25 columns in all (15 features used + 10 noise features)."""
+    """Credit data plus 10 noise columns: 25 columns in all (15 features used + 10 noise features).
+
+    Generated in a child process: a child's peak RSS (``ru_maxrss``) starts from its parent's
+    RSS at fork, so the parent must never hold a large frame."""
     path = directory / f"credit-{rows}.parquet"
     if not path.exists():
-        frame = datasets.generate(rows, seed=11)
-        rng = np.random.default_rng(5)
-        for i in range(10):
-            frame[f"x{i}"] = np.round(rng.normal(size=rows), 4)
-        datasets.write(frame, path)
+        subprocess.run([sys.executable, str(HERE / "run.py"), "--generate", str(rows), str(path)], check=True)
     return path
+
+
+def generate(rows: int, path: pathlib.Path) -> None:
+    frame = datasets.generate(rows, seed=11)
+    rng = np.random.default_rng(5)
+    for i in range(10):
+        frame[f"x{i}"] = np.round(rng.normal(size=rows), 4)
+    datasets.write(frame, path)
 
 
 def make_spec(data: pathlib.Path, estimator: str, directory: pathlib.Path) -> pathlib.Path:
@@ -113,7 +120,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell below 1M rows (1M: one run)")
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
+    parser.add_argument("--generate", nargs=2, metavar=("ROWS", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        generate(int(args.generate[0]), pathlib.Path(args.generate[1]))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     peers_python = None if args.no_mlflow else ensure_peers()
     env = {

@@ -132,7 +132,8 @@ def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
             raise errors.ParityFailedError(
                 "ONNX model disagrees with scikit-learn: " + "; ".join(parity["breaches"])
             )
-    # Predictions are summarised on the holdout: see docs/training.md ("The prediction profile").
+    # Predictions are summarised on the holdout, not the training split: a model's scores on its
+    # own training rows are more extreme than on new rows (docs/training.md, "Decisions").
     prediction_profile = profiles.build_prediction(spec.task, served.labels, served.values)
     classes = model.classes_ if spec.task == "classification" else None
     with _stage("metrics and fairness"):
@@ -240,20 +241,21 @@ def _gates(spec: api_model.ModelSpec, holdout: dict[str, float], reports: dict[s
 
 
 def _gate_message(gates: dict[str, Any]) -> str:
-    parts = [
+    """Every check that did not pass, by gate, value and limit; or why fairness is inconclusive."""
+    quality = [
         f"{c['gate']} {c['status']} (value {c['value']}, limit {c['limit']})"
         for c in gates["quality_checks"]
         if c["status"] != "passed"
     ]
-    for column, checks in gates["fairness_checks"].items():
-        parts += [
-            f"{column}: {c['gate']} {c['status']} (value {c['value']}, limit {c['limit']})"
-            for c in checks
-            if c["status"] != "passed"
-        ]
-    if gates["fairness"] == "inconclusive" and not any(":" in p for p in parts):
-        parts.append("fairness inconclusive (small groups or sensitive columns missing)")
-    return "artifact kept for audit but not promotable: " + "; ".join(parts)
+    fairness_parts = [
+        f"{column}: {c['gate']} {c['status']} (value {c['value']}, limit {c['limit']})"
+        for column, checks in gates["fairness_checks"].items()
+        for c in checks
+        if c["status"] != "passed"
+    ]
+    if gates["fairness"] == "inconclusive" and not fairness_parts:
+        fairness_parts.append("fairness inconclusive: groups below minGroupSize or sensitive columns missing")
+    return "artifact kept for audit but not promotable: " + "; ".join(quality + fairness_parts)
 
 
 def _write(
