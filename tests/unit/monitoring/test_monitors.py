@@ -261,3 +261,23 @@ def test_labels_that_arrive_later_give_accuracy_and_roc_auc_over_the_window(
         positives.sum() * (~positives).sum()
     )
     assert performance.roc_auc == pytest.approx(exact, abs=0.002)
+
+
+def test_a_sliding_window_by_time_moves_one_pane_duration_at_a_time(
+    reference: profiles.Reference, unshifted_data: dict[str, Any], make_batch: Any
+) -> None:
+    monitor = _monitor(reference, size=1_000_000, kind="sliding", duration=50.0)  # 5 panes of 10 s
+    for second in range(0, 60, 2):  # 100 rows every 2 s for a minute
+        _feed(
+            monitor,
+            {k: v[second * 50 : second * 50 + 100] for k, v in unshifted_data.items()},
+            make_batch,
+            second,
+        )
+
+    monitor.advance(now=60.0)
+
+    assert monitor.windows.windows_closed == 6
+    assert monitor.evaluation is not None
+    assert monitor.evaluation.rows == 2_500  # the last five panes of 500 rows
+    assert monitor.evaluation.ended - monitor.evaluation.started == pytest.approx(50.0)  # the duration
