@@ -87,20 +87,20 @@ def test_sigkill_at_random_points_leaves_exactly_one_job_per_version_and_a_corre
         kit.apply(model(name))
     operator = start_operator()
     for round_number in range(rounds):
-        # Kill inside the reconciliation window: once the operator has started, within the
-        # first pass over the (just changed) Models.
         kit.wait_for(
             "the operator to start",
             lambda: operator.logs().count("mlsteward operator started") >= operator.starts,
         )
-        time.sleep(rng.uniform(0.0, 0.8))
-        operator.kill()
-        # While it is down (and while it runs next), the world moves on.
-        _finish_pending(kit, names)
+        # The world moves on while the operator reconciles, and it dies at a random moment.
+        time.sleep(rng.uniform(0.0, 0.5))
         changed = rng.choice(names)
         kit.apply(
             model(changed, estimator={"className": "LogisticRegression", "params": {"C": round_number + 2}})
         )
+        _finish_pending(kit, names)
+        time.sleep(rng.uniform(0.0, 1.0))
+        operator.kill()
+        _finish_pending(kit, names)
         operator.start()
     for _ in range(60):
         _finish_pending(kit, names)
