@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import signal
 import sys
 import time
 
@@ -77,76 +76,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """Start the control plane with the CRDs and the examples, then wait for Ctrl-C."""
-    started = time.monotonic()
-    print("mlsteward demo: building (once) and starting a local control plane ...", flush=True)
-    cp = controlplane.up(args.dir, fake_nodes=args.nodes, tools=toolchain.build(args.cache))
-    stop = {"now": False}
+    """The main job: the model's life on a local stack, narrated; runs until Ctrl-C."""
+    from mlsteward.dev import demo
 
-    def _stop(signum: int, frame: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        cp.kubectl("apply", "--server-side", "--field-manager=mlsteward-dev", "-f", str(REPO_ROOT / "crds"))
-        cp.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "app.kubernetes.io/part-of=mlsteward",
-        )
-        print("CRDs installed: Model, Deployment (mlsteward.io) and Monitor.", flush=True)
-        cp.kubectl("create", "namespace", "credit", check=False)
-        applied = cp.kubectl(
-            "apply",
-            "--server-side",
-            "--field-manager=mlsteward-demo",
-            "-n",
-            "credit",
-            "-f",
-            str(REPO_ROOT / "examples"),
-        )
-        print(applied.stdout.strip())
-        print(cp.kubectl("get", "mlsteward", "-n", "credit").stdout)
-        print("A protected attribute as a feature is refused by the API server itself:")
-        refused = cp.kubectl(
-            "apply",
-            "--dry-run=server",
-            "-n",
-            "credit",
-            "-f",
-            "-",
-            check=False,
-            input_text=_PROTECTED_FEATURE_MODEL,
-        )
-        print("  " + refused.stderr.strip().replace("\n", "\n  "))
-        print(f"\nready in {time.monotonic() - started:.1f} s")
-        _print_usage(cp)
-        if args.exit:
-            return 0
-        print("Press Ctrl-C to stop and clean up.", flush=True)
-        while not stop["now"]:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if not args.exit:
-            print("\nstopping the control plane ...", flush=True)
-            controlplane.down(args.dir)
-    return 0
-
-
-_PROTECTED_FEATURE_MODEL = """
-apiVersion: mlsteward.io/v1alpha1
-kind: Model
-metadata: {name: uses-age}
-spec:
-  task: classification
-  dataset: {uri: /data/credit.csv, target: default, features: [income, age]}
-  estimator: {className: LogisticRegression}
-"""
+    return demo.run(args.dir.resolve() / "demo", exit_when_done=args.exit)
 
 
 def main(argv: list[str]) -> int:
@@ -169,19 +102,19 @@ def main(argv: list[str]) -> int:
         ("up", _cmd_up, "start the control plane"),
         ("down", _cmd_down, "stop what `up` started"),
         ("status", _cmd_status, "show which components run"),
-        ("demo", _cmd_demo, "the main job: control plane, CRDs, examples; runs until Ctrl-C"),
+        ("demo", _cmd_demo, "the main job: train, serve and monitor the example model; runs until Ctrl-C"),
     ):
         command = sub.add_parser(name, help=text)
         command.add_argument(
             "--dir", type=pathlib.Path, default=DEFAULT_DIR, help="state directory (default .cluster)"
         )
-        if name in {"up", "demo"}:
+        if name == "up":
             command.add_argument("--nodes", type=int, default=2, help="KWOK fake nodes (default 2)")
         if name == "up":
             command.add_argument("--crds", action="store_true", help="also install the CRDs from crds/")
         if name == "demo":
             command.add_argument(
-                "--exit", action="store_true", help="leave it running and exit instead of waiting"
+                "--exit", action="store_true", help="stop and clean up after the story instead of waiting"
             )
         command.set_defaults(func=func)
     sub.add_parser("agent", help="run the development node agent (see `mlsteward dev agent --help`)")

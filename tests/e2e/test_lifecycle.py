@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlsteward.dev import stack
+from mlsteward.dev import stack, traffic
 from mlsteward.store import artifacts
 
 NAMESPACE = "e2e"
@@ -151,31 +151,16 @@ def _server_ip(local_stack: stack.Stack, *, with_monitor: bool = False) -> str:
     return str(stack.wait_for("one Ready serving pod", ready_ip, 180, local_stack))
 
 
+NUMERIC = [f for f in FEATURES if f not in CATEGORICAL]
+
+
 def _infer_body(frame: pd.DataFrame) -> Json:
-    inputs = []
-    for column in [*FEATURES, "sex"]:
-        series = frame[column]
-        # Missing values travel as JSON null, which the protocol defines as missing.
-        values = series.astype(object).where(series.notna(), None).tolist()
-        categorical = column in CATEGORICAL or column == "sex"
-        inputs.append(
-            {
-                "name": column,
-                "shape": [len(values), 1],
-                "datatype": "BYTES" if categorical else "FP64",
-                "data": values,
-            }
-        )
-    return {"inputs": inputs}
+    return traffic.infer_body(frame, NUMERIC, CATEGORICAL, ["sex"])
 
 
 def _send(ip: str, frame: pd.DataFrame, batch: int = 50) -> None:
-    with httpx.Client(timeout=30) as client:
-        for start in range(0, len(frame), batch):
-            response = client.post(
-                f"http://{ip}:8080/v2/models/{MODEL}/infer", json=_infer_body(frame[start : start + batch])
-            )
-            assert response.status_code == 200, response.text
+    url = f"http://{ip}:8080/v2/models/{MODEL}/infer"
+    assert traffic.send(url, frame, NUMERIC, CATEGORICAL, ["sex"], batch=batch) == len(frame)
 
 
 def test_the_model_trains_to_a_verified_artifact_and_becomes_ready(
