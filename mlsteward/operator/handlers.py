@@ -50,6 +50,28 @@ def credentials() -> kopf.ConnectionInfo:
     return info
 
 
+class ReferenceIndex:
+    """Which objects reference which target by name, within a namespace (kept from watch events)."""
+
+    def __init__(self) -> None:
+        self._by_target: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+        self._target_of: dict[tuple[str, str], str] = {}
+
+    def set(self, namespace: str, name: str, target: str | None) -> None:
+        """``name`` now references ``target`` (None: it is gone)."""
+        old = self._target_of.pop((namespace, name), None)
+        if old is not None:
+            self._by_target[(namespace, old)].discard(name)
+            if not self._by_target[(namespace, old)]:
+                del self._by_target[(namespace, old)]
+        if target is not None:
+            self._target_of[(namespace, name)] = target
+            self._by_target[(namespace, target)].add(name)
+
+    def referrers(self, namespace: str, target: str) -> list[str]:
+        return sorted(self._by_target.get((namespace, target), ()))
+
+
 class Operator:
     """The running operator's state: the API client, the work queue and two small indexes."""
 
@@ -61,9 +83,8 @@ class Operator:
 
         self.context = common.Context(kube=kube.Client(login), settings=settings)
         self.queue = WorkQueue(self.reconcile, workers=settings.workers)
-        # (namespace, model) -> Deployments that reference it; (namespace, deployment) -> Monitors.
-        self.deployments_by_model: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
-        self.monitors_by_deployment: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+        self.deployments_by_model = ReferenceIndex()
+        self.monitors_by_deployment = ReferenceIndex()
         self._task: asyncio.Task[None] | None = None
 
     async def reconcile(self, key: Key) -> float | None:
@@ -80,33 +101,24 @@ class Operator:
             self._task.cancel()
         await self.context.kube.close()
 
-    @staticmethod
-    def _index(
-        index: dict[tuple[str, str], set[str]], namespace: str, target: str, name: str, gone: bool
-    ) -> None:
-        for names in index.values():
-            names.discard(name)  # a reference may have changed target
-        if not gone:
-            index[(namespace, target)].add(name)
-
     def on_model(self, event_type: str | None, body: dict[str, Any]) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         self._enqueue("Model", namespace, name, event_type)
-        for deployment in sorted(self.deployments_by_model.get((namespace, name), ())):
+        for deployment in self.deployments_by_model.referrers(namespace, name):
             self.queue.add(("Deployment", namespace, deployment))
 
     def on_deployment(self, event_type: str | None, body: dict[str, Any]) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
-        self._index(self.deployments_by_model, namespace, model, name, event_type == "DELETED")
+        self.deployments_by_model.set(namespace, name, None if event_type == "DELETED" else model)
         self._enqueue("Deployment", namespace, name, event_type)
-        for monitor in sorted(self.monitors_by_deployment.get((namespace, name), ())):
+        for monitor in self.monitors_by_deployment.referrers(namespace, name):
             self.queue.add(("Monitor", namespace, monitor))
 
     def on_monitor(self, event_type: str | None, body: dict[str, Any]) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         target = (body.get("spec") or {}).get("deploymentRef", {}).get("name", "")
-        self._index(self.monitors_by_deployment, namespace, target, name, event_type == "DELETED")
+        self.monitors_by_deployment.set(namespace, name, None if event_type == "DELETED" else target)
         self._enqueue("Monitor", namespace, name, event_type)
 
     def on_child(self, body: dict[str, Any]) -> None:
@@ -116,7 +128,7 @@ class Operator:
             if ref.get("controller") and ref.get("apiVersion") == api.API_VERSION:
                 self.queue.add((ref["kind"], meta["namespace"], ref["name"]))
         if body.get("kind") == "Deployment":
-            for monitor in sorted(self.monitors_by_deployment.get((meta["namespace"], meta["name"]), ())):
+            for monitor in self.monitors_by_deployment.referrers(meta["namespace"], meta["name"]):
                 self.queue.add(("Monitor", meta["namespace"], monitor))
 
     def _enqueue(self, kind: str, namespace: str, name: str, event_type: str | None) -> None:

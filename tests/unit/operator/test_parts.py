@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlsteward.api import model as api_model
-from mlsteward.operator import conditions, outcomes, specs
+from mlsteward.operator import conditions, handlers, outcomes, specs
 from mlsteward.operator.queue import Key, WorkQueue
 from mlsteward.operator.reconcilers import deployments, monitors
 from mlsteward.training import specs as training_specs
@@ -190,3 +190,15 @@ def test_the_queue_retries_a_failing_key_with_backoff() -> None:
     asyncio.run(scenario())
     assert len(attempts) == 3
     assert attempts[2] - attempts[1] > attempts[1] - attempts[0] >= 0.4
+
+
+def test_the_reference_index_follows_changes_deletions_and_namespaces() -> None:
+    index = handlers.ReferenceIndex()
+    index.set("a", "serve", "credit")
+    index.set("b", "serve", "credit")
+    index.set("a", "shadow", "credit")
+    assert index.referrers("a", "credit") == ["serve", "shadow"]
+    index.set("a", "serve", "fraud")  # the reference changed target
+    assert index.referrers("a", "credit") == ["shadow"] and index.referrers("a", "fraud") == ["serve"]
+    index.set("a", "shadow", None)  # deleted
+    assert index.referrers("a", "credit") == [] and index.referrers("b", "credit") == ["serve"]
