@@ -7,7 +7,9 @@ httptools' C parser; a complete request becomes one task running ``App.handle``;
 is written with one ``write``. Requests pipelined on one connection are answered in order;
 reading pauses while a connection has too many requests in flight.
 
-Bodies over the limit are not buffered: the request is answered 413 once it is complete.
+A declared body over the limit is answered 413 as soon as the headers are in, and the connection
+closed (the rest of the body is never read); an undeclared (chunked) one is not buffered past the
+limit and is answered 413 once complete.
 Shutdown stops accepting, lets in-flight requests finish (up to a timeout), answers them with
 ``connection: close`` and closes idle keep-alive connections.
 """
@@ -21,6 +23,7 @@ import logging
 import socket
 import time
 import urllib.parse
+from collections.abc import Coroutine
 from typing import Any
 
 import httptools
@@ -92,6 +95,7 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._too_large = False
+        self._refused = False
 
     @property
     def busy(self) -> bool:
@@ -147,6 +151,16 @@ class _Connection(asyncio.Protocol):
             # Clients that wait for it (curl with large bodies) would otherwise stall a second.
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+    def on_headers_complete(self) -> None:
+        if self._too_large:
+            # Answer now instead of reading megabytes we will not use; the connection then closes.
+            self._refused = True
+            error = errors.PayloadTooLargeError(f"request body exceeds {self.server.max_body} bytes")
+            self._queue(_answer(error), keep_alive=False)
+            if self.transport is not None:
+                self.transport.pause_reading()
+                self.paused = True
+
     def on_body(self, body: bytes) -> None:
         if self._too_large:
             return
@@ -158,6 +172,8 @@ class _Connection(asyncio.Protocol):
             self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         method = self.parser.get_method().decode("latin-1")
         keep_alive = self.parser.should_keep_alive() and not self.server.closing
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
@@ -171,6 +187,9 @@ class _Connection(asyncio.Protocol):
             )
         else:
             coroutine = self.server.app.handle(method, path, body)
+        self._queue(coroutine, keep_alive)
+
+    def _queue(self, coroutine: Coroutine[Any, Any, app_module.Result], keep_alive: bool) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self.pending.append((task, keep_alive))
         task.add_done_callback(self._flush)
@@ -196,7 +215,7 @@ class _Connection(asyncio.Protocol):
             if not keep_alive:
                 self.transport.close()
                 return
-        if self.paused and len(self.pending) < _MAX_PIPELINED // 2 and self.transport is not None:
+        if self.paused and not self._refused and len(self.pending) < _MAX_PIPELINED // 2 and self.transport:
             self.transport.resume_reading()
             self.paused = False
         if self.server.closing and not self.pending and self.transport is not None:
