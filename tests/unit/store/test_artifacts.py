@@ -15,6 +15,7 @@ def _files() -> dict[str, bytes | pathlib.Path]:
 
 def test_written_artifact_opens_and_reads_back(tmp_path: pathlib.Path) -> None:
     ref = artifacts.write_artifact(tmp_path, _files())
+    assert ref.path is not None
     assert ref.path == tmp_path / "artifacts" / "sha256" / ref.digest
     opened = artifacts.open_artifact_in_store(tmp_path, ref.digest)
     assert opened.read("model.onnx") == b"\x08\x07onnx-bytes"
@@ -34,11 +35,13 @@ def test_a_file_given_as_a_path_is_copied(tmp_path: pathlib.Path) -> None:
     source = tmp_path / "model.onnx"
     source.write_bytes(b"from a file")
     ref = artifacts.write_artifact(tmp_path / "store", {"model.onnx": source})
+    assert ref.path is not None
     assert artifacts.open_artifact(ref.path, ref.digest).read("model.onnx") == b"from a file"
 
 
 def test_a_tampered_file_is_refused(tmp_path: pathlib.Path) -> None:
     ref = artifacts.write_artifact(tmp_path, _files())
+    assert ref.path is not None
     (ref.path / "model.onnx").write_bytes(b"evil")
     with pytest.raises(artifacts.ArtifactError, match=r"model\.onnx does not match its sha256"):
         artifacts.open_artifact(ref.path, ref.digest)
@@ -46,6 +49,7 @@ def test_a_tampered_file_is_refused(tmp_path: pathlib.Path) -> None:
 
 def test_a_file_changed_after_opening_is_refused_on_read(tmp_path: pathlib.Path) -> None:
     ref = artifacts.write_artifact(tmp_path, _files())
+    assert ref.path is not None
     opened = artifacts.open_artifact(ref.path, ref.digest)
     (ref.path / "profile.json").write_bytes(b"{}")
     with pytest.raises(artifacts.ArtifactError, match="changed after it was verified"):
@@ -54,12 +58,14 @@ def test_a_file_changed_after_opening_is_refused_on_read(tmp_path: pathlib.Path)
 
 def test_a_different_expected_digest_is_refused(tmp_path: pathlib.Path) -> None:
     ref = artifacts.write_artifact(tmp_path, _files())
+    assert ref.path is not None
     with pytest.raises(artifacts.ArtifactError, match="manifest digest is"):
         artifacts.open_artifact(ref.path, "0" * 64)
 
 
 def test_a_missing_listed_file_is_refused(tmp_path: pathlib.Path) -> None:
     ref = artifacts.write_artifact(tmp_path, _files())
+    assert ref.path is not None
     (ref.path / "profile.json").unlink()
     with pytest.raises(artifacts.ArtifactError, match=r"profile\.json is missing"):
         artifacts.open_artifact(ref.path, ref.digest)
