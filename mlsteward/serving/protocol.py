@@ -26,30 +26,18 @@ category). Every problem raises :class:`~mlsteward.serving.errors.BadRequestErro
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 import orjson
 
-from mlsteward.serving import errors, signatures
+from mlsteward.serving import errors, signatures, tensors
 
 NUMERIC_DATATYPES = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 )
 DATATYPES = NUMERIC_DATATYPES | {"BYTES"}
-_INTEGER_RANGES: dict[str, tuple[int, int]] = {
-    "UINT8": (0, 2**8 - 1),
-    "UINT16": (0, 2**16 - 1),
-    "UINT32": (0, 2**32 - 1),
-    "UINT64": (0, 2**64 - 1),
-    "INT8": (-(2**7), 2**7 - 1),
-    "INT16": (-(2**15), 2**15 - 1),
-    "INT32": (-(2**31), 2**31 - 1),
-    "INT64": (-(2**63), 2**63 - 1),
-}
 REASON_CODES = "reason_codes"
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 _AnyArray = np.ndarray[Any, Any]
 
@@ -74,7 +62,7 @@ def load_json(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as error:
         raise errors.BadRequestError(f"request body is not valid JSON: {error}") from None
     if not isinstance(document, dict):
-        raise errors.BadRequestError(f"request body must be a JSON object, got {_json_type(document)}")
+        raise errors.BadRequestError(f"request body must be a JSON object, got {tensors.json_type(document)}")
     return document
 
 
@@ -83,7 +71,7 @@ def request_id(document: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise errors.BadRequestError(f"'id' must be a string, got {_json_type(value)}")
+        raise errors.BadRequestError(f"'id' must be a string, got {tensors.json_type(value)}")
     if len(value) > 256:
         raise errors.BadRequestError(f"'id' is {len(value)} characters long: at most 256 allowed")
     return value
@@ -98,7 +86,7 @@ def parse_v2(
     reason_codes = parameters.get(REASON_CODES, False)
     if not isinstance(reason_codes, bool):
         raise errors.BadRequestError(
-            f"parameters.{REASON_CODES} must be true or false, got {_json_type(reason_codes)}"
+            f"parameters.{REASON_CODES} must be true or false, got {tensors.json_type(reason_codes)}"
         )
     outputs = _requested_outputs(document.get("outputs"), output_names)
     if outputs is not None and REASON_CODES in outputs:
@@ -106,13 +94,13 @@ def parse_v2(
     inputs = document.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise errors.BadRequestError("'inputs' must be a non-empty list of input tensors")
-    tensors = [_tensor(entry, position) for position, entry in enumerate(inputs)]
+    received = [_tensor(entry, position) for position, entry in enumerate(inputs)]
     known = signature.index
-    if len(tensors) == 1 and tensors[0].name not in known and tensors[0].name not in signature.sensitive:
-        rows, columns = _tabular(tensors[0], signature, max_rows)
+    if len(received) == 1 and received[0].name not in known and received[0].name not in signature.sensitive:
+        rows, columns = _tabular(received[0], signature, max_rows)
         metadata: dict[str, list[Any]] = {}
     else:
-        rows, columns, metadata = _per_feature(tensors, signature, max_rows)
+        rows, columns, metadata = _per_feature(received, signature, max_rows)
     return InferRequest(rid, rows, columns, metadata, outputs, reason_codes)
 
 
@@ -158,9 +146,9 @@ def parse_v1(document: dict[str, Any], signature: signatures.Signature, max_rows
         values = [row[feature.name] for row in instances]
         where = f"feature {feature.name!r}"
         if feature.kind == "numeric":
-            columns[feature.name] = _numeric_values(values, "FP64", where, rows).reshape(rows, 1)
+            columns[feature.name] = tensors.numbers(values, "FP64", where, rows).reshape(rows, 1)
         else:
-            columns[feature.name] = _string_column(values, where)
+            columns[feature.name] = tensors.strings(values, where)
     metadata = {
         name: [row.get(name) for row in instances]
         for name in signature.sensitive
@@ -219,25 +207,11 @@ class _Tensor:
     data: Any
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
-
-
 def _parameters(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise errors.BadRequestError(f"{where} must be an object, got {_json_type(value)}")
+        raise errors.BadRequestError(f"{where} must be an object, got {tensors.json_type(value)}")
     return value
 
 
@@ -246,7 +220,7 @@ def _requested_outputs(value: Any, output_names: tuple[str, ...]) -> tuple[str, 
         return None
     if not isinstance(value, list):
         raise errors.BadRequestError(
-            f"'outputs' must be a list of {{\"name\": ...}} objects, got {_json_type(value)}"
+            f"'outputs' must be a list of {{\"name\": ...}} objects, got {tensors.json_type(value)}"
         )
     names: list[str] = []
     allowed = (*output_names, REASON_CODES)
@@ -266,7 +240,7 @@ def _requested_outputs(value: Any, output_names: tuple[str, ...]) -> tuple[str, 
 
 def _tensor(entry: Any, position: int) -> _Tensor:
     if not isinstance(entry, dict):
-        raise errors.BadRequestError(f"inputs[{position}] must be an object, got {_json_type(entry)}")
+        raise errors.BadRequestError(f"inputs[{position}] must be an object, got {tensors.json_type(entry)}")
     name = entry.get("name")
     if not isinstance(name, str) or not name:
         raise errors.BadRequestError(f"inputs[{position}].name must be a non-empty string")
@@ -291,7 +265,7 @@ def _tensor(entry: Any, position: int) -> _Tensor:
     data = entry["data"]
     if not isinstance(data, list):
         raise errors.BadRequestError(
-            f"{where}: 'data' must be a list (flat or nested, row-major), got {_json_type(data)}"
+            f"{where}: 'data' must be a list (flat or nested, row-major), got {tensors.json_type(data)}"
         )
     return _Tensor(name, shape, datatype, data)
 
@@ -329,11 +303,11 @@ def _tabular(
                 + ", ".join(signature.categorical_names)
                 + "; send the [N, F] tensor as BYTES or one tensor per feature"
             )
-        values = _numeric_values(tensor.data, tensor.datatype, where, _size(tensor.shape))
+        values = tensors.numbers(tensor.data, tensor.datatype, where, _size(tensor.shape))
         # [F, N, 1] contiguous: iterating it yields each feature's [N, 1] column as a view, no copies.
         by_feature = np.ascontiguousarray(values.reshape(rows, len(names)).T).reshape(len(names), rows, 1)
         return rows, dict(zip(names, by_feature, strict=True))
-    flat = _flatten(tensor.data, where)
+    flat = tensors.flatten(tensor.data, where)
     if len(flat) != rows * len(names):
         raise errors.BadRequestError(
             f"{where}: shape {tensor.shape} needs {rows * len(names)} values, data has {len(flat)}"
@@ -343,17 +317,17 @@ def _tabular(
         values_j = flat[j :: len(names)]
         column_where = f"{where} column {j} ({feature.name!r})"
         if feature.kind == "numeric":
-            columns[feature.name] = _numeric_values(values_j, "BYTES", column_where).reshape(rows, 1)
+            columns[feature.name] = tensors.numbers(values_j, "BYTES", column_where).reshape(rows, 1)
         else:
-            columns[feature.name] = _string_column(values_j, column_where)
+            columns[feature.name] = tensors.strings(values_j, column_where)
     return rows, columns
 
 
 def _per_feature(
-    tensors: list[_Tensor], signature: signatures.Signature, max_rows: int
+    received: list[_Tensor], signature: signatures.Signature, max_rows: int
 ) -> tuple[int, dict[str, _AnyArray], dict[str, list[Any]]]:
     seen: dict[str, _Tensor] = {}
-    for tensor in tensors:
+    for tensor in received:
         if tensor.name in seen:
             raise errors.BadRequestError(f"input {tensor.name!r} appears more than once")
         if tensor.name not in signature.index and tensor.name not in signature.sensitive:
@@ -384,7 +358,7 @@ def _per_feature(
                 raise errors.BadRequestError(
                     f"{where} is a numeric feature: send FP32, FP64 or an integer datatype, not BYTES"
                 )
-            columns[feature.name] = _numeric_values(tensor.data, tensor.datatype, where, rows).reshape(
+            columns[feature.name] = tensors.numbers(tensor.data, tensor.datatype, where, rows).reshape(
                 rows, 1
             )
         else:
@@ -392,124 +366,17 @@ def _per_feature(
                 raise errors.BadRequestError(
                     f"{where} is a categorical feature: send BYTES, not {tensor.datatype}"
                 )
-            flat = _flatten(tensor.data, where)
+            flat = tensors.flatten(tensor.data, where)
             if len(flat) != rows:
                 raise errors.BadRequestError(
                     f"{where}: shape {tensor.shape} needs {rows} values, data has {len(flat)}"
                 )
-            columns[feature.name] = _string_column(flat, where)
+            columns[feature.name] = tensors.strings(flat, where)
     metadata = {}
     for name in signature.sensitive:
         if name in seen:
-            flat = _flatten(seen[name].data, f"input {name!r}")
+            flat = tensors.flatten(seen[name].data, f"input {name!r}")
             if len(flat) != rows:
                 raise errors.BadRequestError(f"input {name!r}: needs {rows} values, data has {len(flat)}")
             metadata[name] = [v if v is None or isinstance(v, str | int | float) else str(v) for v in flat]
     return rows, columns, metadata
-
-
-def _flatten(data: Any, where: str) -> list[Any]:
-    """Row-major flattening of nested lists without recursion (JSON nesting can be deep)."""
-    if not any(isinstance(item, list) for item in data):
-        return list(data)
-    flat: list[Any] = []
-    stack: list[Any] = [iter(data)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                if len(stack) > 32:
-                    raise errors.BadRequestError(f"{where}: data is nested more than 32 levels deep")
-                stack.append(iter(item))
-                break
-            if isinstance(item, dict):
-                raise errors.BadRequestError(f"{where}: data holds an object; expected numbers or strings")
-            flat.append(item)
-        else:
-            stack.pop()
-    return flat
-
-
-def _numeric_values(data: Any, datatype: str, where: str, expected: int | None = None) -> _FloatArray:
-    """A flat float32 array; null becomes NaN (missing). Rejects strings, booleans (unless BOOL), overflow."""
-    try:
-        array = np.array(data)
-    except (ValueError, TypeError, RecursionError):
-        raise errors.BadRequestError(
-            f"{where}: data is ragged: nested lists must all have the same length"
-        ) from None
-    kind = array.dtype.kind
-    if kind == "b" and datatype not in ("BOOL", "BYTES"):
-        raise errors.BadRequestError(f"{where}: datatype {datatype} but the data holds booleans")
-    if kind in "US":
-        if datatype != "BYTES":
-            raise errors.BadRequestError(f"{where}: datatype {datatype} but the data holds strings")
-        array = np.array(_objects_to_floats(array.ravel().tolist(), datatype, where, strings=True))
-    elif kind == "O":
-        array = np.array(
-            _objects_to_floats(_flatten(data, where), datatype, where, strings=datatype == "BYTES")
-        )
-    elif kind not in "iufb":
-        raise errors.BadRequestError(f"{where}: data holds values that are not numbers")
-    flat = array.reshape(-1)
-    if expected is not None and flat.size != expected:
-        raise errors.BadRequestError(f"{where}: the shape needs {expected} values, data has {flat.size}")
-    if datatype in _INTEGER_RANGES and flat.size:
-        finite = flat[~np.isnan(flat)] if flat.dtype.kind == "f" else flat
-        if finite.size:
-            if finite.dtype.kind == "f" and not np.array_equal(finite, np.floor(finite)):
-                raise errors.BadRequestError(
-                    f"{where}: datatype {datatype} but the data holds non-integer numbers"
-                )
-            low, high = _INTEGER_RANGES[datatype]
-            if finite.min() < low or finite.max() > high:
-                raise errors.BadRequestError(f"{where}: a value is outside the range of {datatype}")
-    if flat.size and flat.dtype.kind == "f" and float(np.abs(flat).max(initial=0.0)) > _FLOAT32_MAX:
-        # NaN (missing) compares False above; only values that would overflow float32 are refused.
-        raise errors.BadRequestError(
-            f"{where}: a value is infinite or too large for a 32-bit float (the model's input type)"
-        )
-    result: _FloatArray = flat.astype(np.float32)
-    return result
-
-
-def _objects_to_floats(values: list[Any], datatype: str, where: str, *, strings: bool) -> list[float]:
-    converted: list[float] = []
-    for value in values:
-        if value is None:
-            converted.append(float("nan"))
-        elif isinstance(value, bool):
-            if datatype not in ("BOOL", "BYTES"):
-                raise errors.BadRequestError(f"{where}: datatype {datatype} but the data holds booleans")
-            converted.append(float(value))
-        elif isinstance(value, int | float):
-            try:
-                converted.append(float(value))
-            except OverflowError:
-                raise errors.BadRequestError(f"{where}: the number {value} is too large") from None
-        elif isinstance(value, str) and strings:
-            try:
-                number = float(value)
-            except ValueError:
-                raise errors.BadRequestError(f"{where}: {value[:64]!r} is not a number") from None
-            if math.isnan(number):  # NaN spelled as a string is not a missing value
-                raise errors.BadRequestError(
-                    f"{where}: {value[:64]!r} is not a finite number; send null for missing"
-                )
-            converted.append(number)
-        else:
-            raise errors.BadRequestError(f"{where}: expected numbers or null, got {_json_type(value)}")
-    return converted
-
-
-def _string_column(values: list[Any], where: str) -> _AnyArray:
-    column = np.empty((len(values), 1), dtype=object)
-    for position, value in enumerate(values):
-        if value is None:
-            column[position, 0] = ""
-        elif isinstance(value, str):
-            column[position, 0] = value
-        else:
-            raise errors.BadRequestError(
-                f"{where} is categorical: expected strings or null, got {_json_type(value)}"
-            )
-    return column
