@@ -174,7 +174,7 @@ def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
 def _proxy_reports(
     frame: pd.DataFrame, spec: api_model.ModelSpec, columns: list[str], max_rows: int
 ) -> dict[str, Any]:
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     # Small fits: one thread each. Threaded BLAS on a 5,000-row problem only spins, which on a
     # busy machine made one proxy fit 10x slower.
