@@ -50,6 +50,17 @@ def credentials() -> kopf.ConnectionInfo:
     return info
 
 
+def _relevant(event_type: str | None, body: dict[str, Any]) -> bool:
+    """Whether a child's event can change its owner's status. A running Job's progress
+    (active, ready counts) cannot: only its finishing, its deletion, or a fresh listing can."""
+    if body.get("kind") != "Job" or event_type in {None, "DELETED"}:
+        return True
+    return any(
+        c.get("type") in {"Complete", "Failed"} and c.get("status") == "True"
+        for c in (body.get("status") or {}).get("conditions") or []
+    )
+
+
 class ReferenceIndex:
     """Which objects reference which target by name, within a namespace (kept from watch events)."""
 
@@ -86,6 +97,7 @@ class Operator:
         self.deployments_by_model = ReferenceIndex()
         self.monitors_by_deployment = ReferenceIndex()
         self._task: asyncio.Task[None] | None = None
+        self._warm: asyncio.Task[None] | None = None
 
     async def reconcile(self, key: Key) -> float | None:
         kind, namespace, name = key
@@ -95,6 +107,14 @@ class Operator:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.queue.run())
+        self._warm = asyncio.create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        """Open the API connection before the first event needs it (TLS costs a round trip)."""
+        try:
+            await self.context.kube.request("GET", "/version")
+        except kube.KubeError as error:
+            _log.warning("the API server did not answer yet: %s", error)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -102,12 +122,16 @@ class Operator:
         await self.context.kube.close()
 
     def on_model(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if self._echo(event_type, body):
+            return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         self._enqueue("Model", namespace, name, event_type)
         for deployment in self.deployments_by_model.referrers(namespace, name):
             self.queue.add(("Deployment", namespace, deployment))
 
     def on_deployment(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if self._echo(event_type, body):
+            return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
         self.deployments_by_model.set(namespace, name, None if event_type == "DELETED" else model)
@@ -116,13 +140,17 @@ class Operator:
             self.queue.add(("Monitor", namespace, monitor))
 
     def on_monitor(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if self._echo(event_type, body):
+            return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         target = (body.get("spec") or {}).get("deploymentRef", {}).get("name", "")
         self.monitors_by_deployment.set(namespace, name, None if event_type == "DELETED" else target)
         self._enqueue("Monitor", namespace, name, event_type)
 
-    def on_child(self, body: dict[str, Any]) -> None:
+    def on_child(self, event_type: str | None, body: dict[str, Any]) -> None:
         """A Job or apps/v1 Deployment changed: reconcile its mlsteward owner (and Monitors)."""
+        if self._echo(event_type, body) or not _relevant(event_type, body):
+            return
         meta = body["metadata"]
         for ref in meta.get("ownerReferences") or []:
             if ref.get("controller") and ref.get("apiVersion") == api.API_VERSION:
@@ -130,6 +158,13 @@ class Operator:
         if body.get("kind") == "Deployment":
             for monitor in self.monitors_by_deployment.referrers(meta["namespace"], meta["name"]):
                 self.queue.add(("Monitor", meta["namespace"], monitor))
+
+    def _echo(self, event_type: str | None, body: dict[str, Any]) -> bool:
+        """True for the watch echo of our own last write: nothing new to reconcile."""
+        if event_type == "DELETED":
+            self.context.kube.forget(body)
+            return False
+        return event_type is not None and self.context.kube.is_own_write(body)
 
     def _enqueue(self, kind: str, namespace: str, name: str, event_type: str | None) -> None:
         key = (kind, namespace, name)
@@ -170,9 +205,9 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
         operator.on_monitor(type, dict(body))
 
     @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
-    def job_event(body: kopf.Body, **_: Any) -> None:
-        operator.on_child(dict(body))
+    def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        operator.on_child(type, dict(body))
 
     @kopf.on.event("apps", "v1", "deployments", labels=managed, registry=registry)
-    def apps_deployment_event(body: kopf.Body, **_: Any) -> None:
-        operator.on_child(dict(body))
+    def apps_deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        operator.on_child(type, dict(body))

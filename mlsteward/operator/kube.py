@@ -117,6 +117,8 @@ class Client:
         self._credentials = credentials
         self._info: kopf.ConnectionInfo | None = None
         self._session: aiohttp.ClientSession | None = None
+        # uid -> resourceVersion of the last object this client wrote (its own echo on a watch).
+        self.written: dict[str, str] = {}
 
     async def _ensure(self) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
         if self._session is None or self._info is None:
@@ -186,12 +188,28 @@ class Client:
             body=manifest,
             content_type="application/apply-patch+yaml",
         )
+        self._remember(result)
         return result
+
+    def _remember(self, result: Any) -> None:
+        meta = result.get("metadata") if isinstance(result, dict) else None
+        if meta and meta.get("uid") and meta.get("resourceVersion"):
+            self.written[meta["uid"]] = meta["resourceVersion"]
+
+    def is_own_write(self, body: dict[str, Any]) -> bool:
+        """True when ``body`` is exactly the version this client wrote last: its watch event
+        carries nothing a reconcile has not already seen."""
+        meta = body.get("metadata") or {}
+        return bool(meta.get("uid")) and self.written.get(meta["uid"]) == meta.get("resourceVersion")
+
+    def forget(self, body: dict[str, Any]) -> None:
+        self.written.pop((body.get("metadata") or {}).get("uid", ""), None)
 
     async def merge_patch(self, url_path: str, patch: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.request(
             "PATCH", url_path, body=patch, content_type="application/merge-patch+json"
         )
+        self._remember(result)
         return result
 
     async def patch_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:

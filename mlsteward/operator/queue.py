@@ -75,8 +75,10 @@ class WorkQueue:
             key = await self._ready.get()
             self._queued.discard(key)
             self._running.add(key)
+            started = time.monotonic()
             try:
                 delay = await self._reconcile(key)
+                _log.debug("reconciled %s/%s/%s in %.0f ms", *key, (time.monotonic() - started) * 1000)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlsteward.api import model as api_model
-from mlsteward.operator import conditions, handlers, outcomes, specs
+from mlsteward.operator import conditions, handlers, kube, outcomes, specs
 from mlsteward.operator.queue import Key, WorkQueue
 from mlsteward.operator.reconcilers import deployments, monitors
 from mlsteward.training import specs as training_specs
@@ -202,3 +202,24 @@ def test_the_reference_index_follows_changes_deletions_and_namespaces() -> None:
     assert index.referrers("a", "credit") == ["shadow"] and index.referrers("a", "fraud") == ["serve"]
     index.set("a", "shadow", None)  # deleted
     assert index.referrers("a", "credit") == [] and index.referrers("b", "credit") == ["serve"]
+
+
+def test_a_running_jobs_progress_does_not_wake_its_model_but_finishing_does() -> None:
+    running = {"kind": "Job", "status": {"active": 1}}
+    complete = {"kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert not handlers._relevant("MODIFIED", running)
+    assert handlers._relevant("MODIFIED", complete)
+    assert handlers._relevant("DELETED", running) and handlers._relevant(None, running)
+    assert handlers._relevant("MODIFIED", {"kind": "Deployment", "status": {}})
+
+
+def test_the_client_recognises_the_echo_of_its_own_last_write() -> None:
+    async def login() -> Any:
+        raise AssertionError("no request in this test")
+
+    client = kube.Client(login)
+    client._remember({"metadata": {"uid": "u1", "resourceVersion": "10"}})
+    assert client.is_own_write({"metadata": {"uid": "u1", "resourceVersion": "10"}})
+    assert not client.is_own_write({"metadata": {"uid": "u1", "resourceVersion": "11"}})
+    client.forget({"metadata": {"uid": "u1"}})
+    assert not client.is_own_write({"metadata": {"uid": "u1", "resourceVersion": "10"}})
