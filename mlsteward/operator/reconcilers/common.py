@@ -48,9 +48,9 @@ def ready_transition(
     now = conditions.find(desired, conditions.READY)
     if now is None or (before is not None and before.get("status") == now["status"]):
         return []
-    kind: Literal["Normal", "Warning"] = "Normal" if now["status"] == "True" else "Warning"
     if before is None and now["status"] != "True":
-        kind = "Normal"  # not ready yet on a new object is no warning
+        return []  # a new object that is not ready yet: no news
+    kind: Literal["Normal", "Warning"] = "Normal" if now["status"] == "True" else "Warning"
     return [Event(conditions.Reason(now["reason"]), f"Ready={now['status']}: {now['message']}", kind)]
 
 
