@@ -87,6 +87,7 @@ class PodWorker:
         self.initialized = not self.init
         self.init_failed = False
         self.delete_sent = False
+        self.reason = ("", "")
         self.pushed: Obj | None = None
         self._adopt(pod.get("status") or {})
         self.task = asyncio.create_task(self._loop(), name=f"pod-{self.namespace}/{self.name}")
@@ -176,6 +177,16 @@ class PodWorker:
         if self.phase in status.TERMINAL:
             await self._push()
             return False
+        if self._past_deadline():
+            # The kubelet's activeDeadlineSeconds: stop everything, fail the pod.
+            self.reason = (
+                "DeadlineExceeded",
+                "Pod was active on the node longer than the specified deadline",
+            )
+            await self.stop_all(self.grace_s)
+            self.phase = status.FAILED
+            await self._push()
+            return False
         if await self._setup():
             if self.initialized:
                 # Once initialized, a pod stays so; only sidecars are kept running.
@@ -197,6 +208,13 @@ class PodWorker:
                 await asyncio.gather(*(c.stop(self.grace_s) for c in self.init if c.sidecar))
         await self._push()
         return False
+
+    def _past_deadline(self) -> bool:
+        deadline = self.pod["spec"].get("activeDeadlineSeconds")
+        if deadline is None or self.start_time is None:
+            return False
+        elapsed = datetime.datetime.now(datetime.UTC) - self.start_time
+        return elapsed.total_seconds() > float(deadline)
 
     @property
     def _policy(self) -> str:
@@ -358,6 +376,8 @@ class PodWorker:
             host_ip=self.host_ip,
             start_time=self.start_time or datetime.datetime.now(datetime.UTC),
             now=datetime.datetime.now(datetime.UTC),
+            reason=self.reason[0],
+            message=self.reason[1],
         )
         if new == self.pushed:
             return

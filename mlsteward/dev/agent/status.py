@@ -148,6 +148,8 @@ def pod_status(
     host_ip: str,
     start_time: datetime.datetime,
     now: datetime.datetime,
+    reason: str = "",
+    message: str = "",
 ) -> Obj:
     """The complete ``status`` to write, keeping the scheduler's condition and old transition times."""
     stamp = timestamp(now)
@@ -202,4 +204,7 @@ def pod_status(
         status["podIPs"] = [{"ip": pod_ip}]
     if existing.get("qosClass"):
         status["qosClass"] = existing["qosClass"]
+    if reason:
+        status["reason"] = reason
+        status["message"] = message
     return status

@@ -601,3 +601,16 @@ def test_an_agent_killed_outright_is_cleaned_up_after_and_carried_on_by_the_next
             second.stop()
         first.stop()
         control_plane.kubectl("delete", "node", "restart-0", check=False)
+
+
+def test_a_pod_past_its_active_deadline_is_stopped_and_fails(
+    control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
+) -> None:
+    spec = pod_spec([container("main", ["sleep", "1000"])], restart="Always", activeDeadlineSeconds=2)
+    apply(control_plane, namespace, pod("late", spec))
+    running = pod_phase(control_plane, namespace, "late", {"Running", "Failed"})
+    pid = pid_of(running["status"]["containerStatuses"][0])
+    failed = pod_phase(control_plane, namespace, "late", {"Failed"})
+    assert failed["status"]["reason"] == "DeadlineExceeded"
+    assert "terminated" in failed["status"]["containerStatuses"][0]["state"]
+    assert group_gone(pid)
