@@ -121,7 +121,13 @@ def main() -> int:
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     parser.add_argument("--generate", nargs=2, metavar=("ROWS", "FILE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--table", type=pathlib.Path, nargs="+", help="only print the table of saved results files"
+    )
     args = parser.parse_args()
+    if args.table:
+        print_table([r for path in args.table for r in json.loads(path.read_text())])
+        return 0
     if args.generate:
         generate(int(args.generate[0]), pathlib.Path(args.generate[1]))
         return 0
@@ -170,7 +176,9 @@ def main() -> int:
                             "estimator": estimator,
                             "variant": variant,
                             "wall_s": wall,
+                            "cpu_s": cpu,
                             "rss_mib": rss,
+                            "load1": os.getloadavg()[0],
                         }
                     )
                     print(
