@@ -46,21 +46,6 @@ class Context:
     volume_sync_s: float = 2.0
 
 
-def _parse_time(text: str | None) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text) if text else datetime.datetime.now(datetime.UTC)
-
-
-def _terminated(state: Obj) -> status.Terminated:
-    return status.Terminated(
-        int(state.get("exitCode", 0)),
-        str(state.get("reason", "")),
-        _parse_time(state.get("startedAt")),
-        _parse_time(state.get("finishedAt")),
-        str(state.get("message", "")),
-        str(state.get("containerID", "")),
-    )
-
-
 class PodWorker:
     """Runs one pod; ``update`` hands it a newer pod object, ``vanish`` says it is gone."""
 
@@ -111,9 +96,9 @@ class PodWorker:
             self.phase = existing["phase"]
             self.adopted_terminal = True
             return
+        now = datetime.datetime.now(datetime.UTC)
         if existing.get("podIP"):
-            self.start_time = _parse_time(existing.get("startTime"))
-        never = self.pod["spec"].get("restartPolicy", "Always") == "Never"
+            self.start_time = status.parse_time(existing.get("startTime"), now)
         statuses = (existing.get("initContainerStatuses") or []) + (existing.get("containerStatuses") or [])
         by_name = {c.name: c for c in self.init + self.main}
         for seen in statuses:
@@ -124,15 +109,12 @@ class PodWorker:
             container.restart_count = int(seen.get("restartCount", 0))
             container.ever_ran = True
             if "terminated" in state:
-                container.exit = _terminated(state["terminated"])
+                container.exit = status.terminated_from(state["terminated"], now)
             else:
-                started = _parse_time(state["running"].get("startedAt"))
-                now = datetime.datetime.now(datetime.UTC)
+                started = status.parse_time(state["running"].get("startedAt"), now)
                 container.exit = status.Terminated(
                     137, "Error", started, now, "the development agent restarted"
                 )
-                if never and not container.sidecar:
-                    container.crashes = 1
 
     def update(self, pod: Obj) -> None:
         self.pod = pod
@@ -330,17 +312,7 @@ class PodWorker:
 
     def _mapper(self, container: containers.Container) -> envs.PathMapper:
         dirs = volumes.host_dirs(self.pod, self.dir, self.ctx.state)
-        mounts: list[tuple[str, str]] = []
-        for mount in container.spec.get("volumeMounts") or []:
-            host = dirs.get(mount["name"])
-            if host is None:
-                continue
-            if mount.get("subPath"):
-                host = host / mount["subPath"]
-            mounts.append((mount["mountPath"], str(host)))
-        message_path = container.spec.get("terminationMessagePath", "/dev/termination-log")
-        mounts.append((message_path, str(container.termination_file)))
-        return envs.PathMapper(mounts)
+        return envs.PathMapper(volumes.mounts(container.spec, dirs, container.termination_file))
 
     def _working_dir(self, container: containers.Container, mapper: envs.PathMapper) -> pathlib.Path:
         wanted = container.spec.get("workingDir")

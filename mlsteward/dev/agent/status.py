@@ -208,3 +208,19 @@ def pod_status(
         status["reason"] = reason
         status["message"] = message
     return status
+
+
+def parse_time(text: str | None, default: datetime.datetime) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text) if text else default
+
+
+def terminated_from(state: Obj, now: datetime.datetime) -> Terminated:
+    """A ``state.terminated`` dict read back (from a status an earlier agent wrote)."""
+    return Terminated(
+        int(state.get("exitCode", 0)),
+        str(state.get("reason", "")),
+        parse_time(state.get("startedAt"), now),
+        parse_time(state.get("finishedAt"), now),
+        str(state.get("message", "")),
+        str(state.get("containerID", "")),
+    )

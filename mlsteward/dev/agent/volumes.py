@@ -56,6 +56,23 @@ def host_dirs(pod: Obj, pod_dir: pathlib.Path, state: pathlib.Path) -> dict[str,
     return dirs
 
 
+def mounts(
+    container: Obj, dirs: Mapping[str, pathlib.Path], termination_file: pathlib.Path
+) -> list[tuple[str, str]]:
+    """(container path, host path) pairs of a container: its mounts and its termination message file."""
+    pairs: list[tuple[str, str]] = []
+    for mount in container.get("volumeMounts") or []:
+        host = dirs.get(mount["name"])
+        if host is None:
+            continue
+        if mount.get("subPath"):
+            host = host / mount["subPath"]
+        pairs.append((mount["mountPath"], str(host)))
+    message_path = container.get("terminationMessagePath", "/dev/termination-log")
+    pairs.append((message_path, str(termination_file)))
+    return pairs
+
+
 async def sync(
     pod: Obj,
     pod_dir: pathlib.Path,
