@@ -45,6 +45,19 @@ def jobs_needing_outcomes(body: dict[str, Any], jobs: list[dict[str, Any]]) -> l
     return [j["metadata"]["name"] for j in jobs if _job_finished(j) and j["metadata"]["name"] not in final]
 
 
+def jobs_to_read(body: dict[str, Any]) -> list[str]:
+    """The Jobs a pass must see: those of versions still training, and the next version's,
+    which exists without a record only if the operator died between creating it and writing
+    status. Reading them by name keeps a pass O(1), where a label-selected list would cost
+    every Job in the namespace on the API server."""
+    status = body.get("status") or {}
+    versions = status.get("versions") or []
+    names = [v["jobName"] for v in versions if v.get("phase") == "Training" and v.get("jobName")]
+    latest = max([int(status.get("latestVersion") or 0), *(int(v["version"]) for v in versions)])
+    names.append(training.job_name(body["metadata"]["name"], latest + 1))
+    return sorted(set(names))
+
+
 def cache_candidates(body: dict[str, Any], spec: api_model.ModelSpec) -> list[str]:
     """Digests of earlier versions that a new version could reuse (pinned data only)."""
     pinned = spec.dataset.sha256
@@ -415,13 +428,11 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
         await common.write(context, body, bad, now)
         return None
     uid = body["metadata"]["uid"]
-    jobs = _owned(
-        await context.kube.list(
-            kube.path("batch/v1", "Job", namespace),
-            label_selector=f"{builders.LABEL_MODEL}={builders.label_value(name)}",
-        ),
-        uid,
-    )
+    found = [
+        await context.kube.get(kube.path("batch/v1", "Job", namespace, job_name))
+        for job_name in jobs_to_read(body)
+    ]
+    jobs = _owned([j for j in found if j is not None], uid)
     messages = {
         job_name: await _termination_message(context, namespace, job_name)
         for job_name in jobs_needing_outcomes(body, jobs)

@@ -277,3 +277,13 @@ def test_last_transition_time_moves_only_when_a_condition_changes() -> None:
         now="2026-11-23T11:00:00Z",
     )  # fmt: skip
     assert [c["lastTransitionTime"] for c in later.status["conditions"]] == [NOW, NOW, NOW]
+
+
+def test_a_pass_reads_the_training_jobs_and_the_next_versions_job_by_name() -> None:
+    assert models.jobs_to_read(body()) == ["credit-v1"]
+    started = plan(body())
+    assert models.jobs_to_read(body(status=started.status)) == ["credit-v1", "credit-v2"]
+    done = plan(
+        body(status=started.status), jobs=[job(1, finished="Complete")], messages={"credit-v1": outcome()}
+    )
+    assert models.jobs_to_read(body(status=done.status)) == ["credit-v2"]
