@@ -614,3 +614,25 @@ def test_a_pod_past_its_active_deadline_is_stopped_and_fails(
     assert failed["status"]["reason"] == "DeadlineExceeded"
     assert "terminated" in failed["status"]["containerStatuses"][0]["state"]
     assert group_gone(pid)
+
+
+def test_a_container_waits_for_a_missing_configmap_and_starts_once_it_exists(
+    control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
+) -> None:
+    env = [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "late", "key": "mode"}}}]
+    script = "import os, sys; open(sys.argv[1], 'w').write(os.environ['MODE'])"
+    spec = pod_spec([container("main", ["python", "-c", script, "/dev/termination-log"], env=env)])
+    apply(control_plane, namespace, pod("patient", spec))
+
+    def waiting_reason() -> str | None:
+        statuses = get(control_plane, namespace, "pod", "patient")["status"].get("containerStatuses") or [{}]
+        return str(statuses[0].get("state", {}).get("waiting", {}).get("reason") or "") or None
+
+    assert eventually(
+        lambda: waiting_reason() if waiting_reason() == "CreateContainerConfigError" else None,
+        "CreateContainerConfigError",
+    )
+    late = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}, "data": {"mode": "ok"}}
+    apply(control_plane, namespace, late)
+    done = pod_phase(control_plane, namespace, "patient", {"Succeeded", "Failed"})
+    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "ok"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mlsteward.dev.agent import envs, ipam, probes, status, volumes
+from mlsteward.dev.agent import envs, ipam, probes, processes, status, volumes
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
@@ -247,3 +247,52 @@ def test_an_unsupported_volume_type_is_refused_by_name(tmp_path: pathlib.Path) -
         asyncio.run(
             volumes.sync(pod, tmp_path, tmp_path, _Sources({}), pod_ip="127.80.1.1", host_ip="127.80.0.1")
         )
+
+
+def test_stopping_a_run_kills_its_whole_process_group_and_records_the_signal(tmp_path: pathlib.Path) -> None:
+    async def scenario() -> tuple[int | None, list[int], str]:
+        ended: list[processes.Run] = []
+        run = await processes.spawn(
+            ["sh", "-c", "echo started; sleep 100 & sleep 100 & wait"],
+            env={"PATH": os.environ["PATH"]},
+            cwd=tmp_path,
+            log_path=tmp_path / "log",
+            on_exit=ended.append,
+        )
+        await asyncio.sleep(0.5)
+        await processes.stop(run, grace_s=2)
+        survivors = [p for p in _members(run.pid)]
+        return run.exit_code, survivors, processes.log_tail(run)
+
+    code, survivors, log = asyncio.run(scenario())
+    assert code == 128 + 15
+    assert survivors == []
+    assert log == "started"
+
+
+def test_a_program_that_cannot_start_is_a_spawn_error(tmp_path: pathlib.Path) -> None:
+    async def scenario() -> None:
+        await processes.spawn(
+            ["/nonexistent/program"],
+            env={},
+            cwd=tmp_path,
+            log_path=tmp_path / "log",
+            on_exit=lambda run: None,
+        )
+
+    with pytest.raises(processes.SpawnError, match="/nonexistent/program"):
+        asyncio.run(scenario())
+
+
+def _members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry))
+    return members
