@@ -117,8 +117,9 @@ def build_deployment(
         {"name": "MLSTEWARD_SERVE_MAX_BATCH_DELAY_MS", "value": str(spec.serving.max_batch_delay_ms)},
         {"name": "HOME", "value": "/tmp"},
     ]
-    if spec.serving.threads is not None:
-        env.append({"name": "MLSTEWARD_SERVE_THREADS", "value": str(spec.serving.threads)})
+    # ONNX Runtime intra-op threads; 0 asks the server to size them to the pod's CPU.
+    threads = 0 if spec.serving.threads is None else spec.serving.threads
+    env.append({"name": "MLSTEWARD_SERVE_INTRA_OP_THREADS", "value": str(threads)})
     container = {
         "name": SERVER_CONTAINER,
         "image": settings.image,
