@@ -53,8 +53,13 @@ def to_onnx(pipeline: Any, features: list[str], categorical: list[str], task: st
     expected = ["label", "probabilities"] if task == "classification" else ["variable"]
     if outputs != expected:
         raise errors.InternalError(f"ONNX graph outputs are {outputs}, expected {expected}")
-    # skl2onnx names the graph with a random uuid: the one thing that would make the bytes differ.
+    # Two things in skl2onnx's output vary between processes: the graph's name (a random UUID)
+    # and the order of opset_import (built from a set, so it follows PYTHONHASHSEED).
     onnx_model.graph.name = "mlsteward"
+    opsets = sorted({(o.domain, o.version) for o in onnx_model.opset_import})
+    del onnx_model.opset_import[:]
+    for domain, version in opsets:
+        onnx_model.opset_import.add(domain=domain, version=version)
     data: bytes = onnx_model.SerializeToString()
     return data
 
