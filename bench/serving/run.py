@@ -397,6 +397,7 @@ def main(argv: list[str]) -> int:
     index = json.loads(index_path.read_text()) if index_path.exists() else bench_models.build(work / "models")
     peers_missing = "not requested (--no-peers)" if args.no_peers else ensure_peers()
     payloads = {1: body(1), BATCH_ROWS: body(BATCH_ROWS)}
+    loads = [os.getloadavg()[0]]
     table: list[tuple[str, str, int, int, dict[str, float]]] = []
     unavailable: dict[str, str] = {}
     with sink() as sink_port:
@@ -427,9 +428,12 @@ def main(argv: list[str]) -> int:
             finally:
                 for server in servers:
                     server.stop()
+            loads.append(os.getloadavg()[0])
             for (name, rows, concurrency), runs in results.items():
                 table.append((model, name, rows, concurrency, median(runs)))
     print_table(table, args, peers_missing, unavailable)
+    # Other work on the machine inflates every latency; say how much there was.
+    print("1-minute load average at the start and after each model: " + ", ".join(f"{x:.1f}" for x in loads))
     return 0
 
 

@@ -179,7 +179,9 @@ async def _serve(
     tasks = [loop.create_task(_Lifespan(svc)._load_then_watch())]
     if svc.monitor is not None:
         tasks.append(loop.create_task(svc.monitor.run()))
-    http = transport.HttpServer(application, max_body_bytes=config.server.max_body_bytes)
+    http = transport.HttpServer(
+        application, max_body_bytes=config.server.max_body_bytes, keep_alive_s=config.server.keep_alive_s
+    )
     await http.start(sock)
     await stop.wait()
     _log.info("draining: no new connections; finishing in-flight requests")
@@ -206,7 +208,7 @@ def _run_uvicorn(
         server_header=False,
         date_header=False,
         backlog=4096,
-        timeout_keep_alive=30,
+        timeout_keep_alive=max(1, round(config.server.keep_alive_s)),
         timeout_graceful_shutdown=max(1, round(config.server.drain_timeout_s)),
     )
     _Server(uvicorn_config, svc, config.server.drain_delay_s).run(sockets=[sock])

@@ -61,6 +61,8 @@ class ServerSettings:
     """Bind with SO_REUSEPORT so several server processes can share one port (see docs/serving.md)."""
     log_level: str = "info"
     """Python logging level name."""
+    keep_alive_s: float = 75.0
+    """Idle keep-alive connections are closed after this long (s; above usual load-balancer idle timeouts)."""
     http: str = "httptools"
     """HTTP transport: ``httptools`` (the server's own, fastest) or ``uvicorn`` (ASGI)."""
 
@@ -140,6 +142,10 @@ FLAGS: dict[str, tuple[str, str]] = {
     "server.drain_timeout_s": ("--drain-timeout", "seconds to finish in-flight requests (default 20)"),
     "server.reuse_port": ("--reuse-port", "bind with SO_REUSEPORT (several processes, one port)"),
     "server.log_level": ("--log-level", "logging level (default info)"),
+    "server.keep_alive_s": (
+        "--keep-alive-timeout",
+        "close idle keep-alive connections after (s, default 75)",
+    ),
     "server.http": ("--http", "HTTP transport: httptools (default) or uvicorn"),
     "batching.max_batch_size": ("--max-batch-size", "most rows per ONNX Runtime call (default 64)"),
     "batching.max_delay_ms": ("--max-batch-delay-ms", "wait for more requests per batch (ms, default 0)"),
@@ -253,6 +259,7 @@ def validate(config: ServeSettings) -> None:
         ),
         (config.server.drain_delay_s >= 0, "--drain-delay must be >= 0"),
         (config.server.drain_timeout_s >= 0, "--drain-timeout must be >= 0"),
+        (config.server.keep_alive_s > 0, "--keep-alive-timeout must be > 0"),
         (config.batching.max_batch_size >= 1, "--max-batch-size must be at least 1"),
         (config.batching.max_delay_ms >= 0, "--max-batch-delay-ms must be >= 0"),
         (config.runtime.intra_op_threads >= 0, "--intra-op-threads must be >= 0"),

@@ -11,7 +11,9 @@ A declared body over the limit is answered 413 as soon as the headers are in, an
 closed (the rest of the body is never read); an undeclared (chunked) one is not buffered past the
 limit and is answered 413 once complete.
 Shutdown stops accepting, lets in-flight requests finish (up to a timeout), answers them with
-``connection: close`` and closes idle keep-alive connections.
+``connection: close`` and closes idle keep-alive connections. A client that stops reading its
+responses stops being read (write-buffer back-pressure), and connections idle for longer than
+the keep-alive timeout are closed by a sweep every few seconds.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ _REASONS = {
     503: b"Service Unavailable",
 }
 _MAX_PIPELINED = 16
+_SWEEP_S = 5.0
 
 
 class HttpServer:
@@ -56,20 +59,35 @@ class HttpServer:
         await http.shutdown(timeout=20)
     """
 
-    def __init__(self, application: app_module.App, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, application: app_module.App, *, max_body_bytes: int, keep_alive_s: float = 75.0
+    ) -> None:
         self.app = application
         self.max_body = max_body_bytes
+        self.keep_alive_s = keep_alive_s
         self.connections: set[_Connection] = set()
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         sock.listen(4096)
         self._server = await loop.create_server(lambda: _Connection(self), sock=sock, backlog=4096)
+        self._sweeper = loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(_SWEEP_S)
+            idle_since = time.monotonic() - self.keep_alive_s
+            for connection in list(self.connections):
+                if connection.last_active < idle_since:
+                    connection.close_if_idle()
 
     async def shutdown(self, timeout: float) -> None:
         self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
@@ -96,6 +114,8 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._too_large = False
         self._refused = False
+        self._write_paused = False
+        self.last_active = time.monotonic()
 
     @property
     def busy(self) -> bool:
@@ -116,12 +136,24 @@ class _Connection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as error:
             self._refuse(400, f"malformed HTTP request: {error}")
+
+    def pause_writing(self) -> None:
+        # The client is not reading what we write: stop reading what it sends until it catches up.
+        self._write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport is not None and not self.paused:
+            self.transport.resume_reading()
 
     def close_if_idle(self) -> None:
         if not self.pending and self.transport is not None:
@@ -216,8 +248,9 @@ class _Connection(asyncio.Protocol):
                 self.transport.close()
                 return
         if self.paused and not self._refused and len(self.pending) < _MAX_PIPELINED // 2 and self.transport:
-            self.transport.resume_reading()
             self.paused = False
+            if not self._write_paused:
+                self.transport.resume_reading()
         if self.server.closing and not self.pending and self.transport is not None:
             self.transport.close()
 

@@ -159,10 +159,15 @@ class Server:
     """One ``mlsteward serve`` process."""
 
     def __init__(
-        self, routing: pathlib.Path, store: pathlib.Path, log: pathlib.Path, args: list[str]
+        self,
+        routing: pathlib.Path,
+        store: pathlib.Path,
+        log: pathlib.Path,
+        args: list[str],
+        port: int | None = None,
     ) -> None:
         self.routing = routing
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         self._log = log.open("w")
@@ -254,6 +259,7 @@ class Launcher:
         ready: bool = True,
         configmap: bool = False,
         store_root: pathlib.Path | None = None,
+        port: int | None = None,
     ) -> Server:
         folder = self.folder / f"routing-{len(self.servers)}"
         if configmap:
@@ -264,7 +270,7 @@ class Launcher:
             if document is not None:
                 path.write_text(json.dumps(document))
         log = self.folder / f"server-{len(self.servers)}.log"
-        server = Server(path, store_root or self.store.root, log, list(args))
+        server = Server(path, store_root or self.store.root, log, list(args), port)
         self.servers.append(server)
         if ready:
             server.wait_ready()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.component.serving.conftest import Server, Store, routing_document
@@ -147,3 +148,28 @@ def test_sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero(
     assert server.client.post("/v2/models/credit/infer", json=per_feature()).status_code == 200
     assert server.process.wait(15) == 0
     assert "received SIGTERM" in server.log()
+
+
+def test_several_processes_share_one_port_with_reuse_port(start_server: Any, store: Store) -> None:
+    from tests.component.serving.conftest import free_port
+
+    port = free_port()
+    document = routing_document(("1", store.digests["v1"]))
+    first: Server = start_server(document, "--reuse-port", port=port)
+    second: Server = start_server(document, "--reuse-port", port=port)
+    deadline = time.monotonic() + 20
+    while "serving credit: champion 1" not in second.log():
+        assert second.process.poll() is None and time.monotonic() < deadline, second.log()
+        time.sleep(0.05)
+
+    def answered(count: int) -> int:
+        ok = 0
+        for _ in range(count):  # a new connection each time: the kernel spreads them over the processes
+            with httpx.Client(base_url=first.url, timeout=10) as client:
+                ok += client.post("/v2/models/credit/infer", json=per_feature()).status_code == 200
+        return ok
+
+    assert answered(20) == 20
+    assert first.stop() == 0  # one worker leaves; the other keeps the port
+    assert second.process.poll() is None
+    assert answered(20) == 20
