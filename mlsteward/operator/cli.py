@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 
@@ -13,11 +14,23 @@ from mlsteward.operator import handlers, rbac
 from mlsteward.operator import settings as settings_module
 
 
+class EmptyDiffBaseStorage(kopf.StatusDiffBaseStorage):
+    """kopf's diff base, under ``status.kopf``, kept empty.
+
+    kopf builds a diff base (a deep copy of the body's essence) on every watch event, for
+    change handlers. This operator registers none (see handlers.py), so the copy is pure cost:
+    about 6 ms an event in a profile, the largest single cost at 100 Models.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
 def kopf_settings(settings: settings_module.Settings) -> kopf.OperatorSettings:
     """kopf's own settings: timeouts on every watch, nothing of kopf's in annotations."""
     result = kopf.OperatorSettings()
     result.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    result.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
+    result.persistence.diffbase_storage = EmptyDiffBaseStorage(field="status.kopf.diffbase")
     result.persistence.finalizer = "mlsteward.io/kopf"
     result.watching.server_timeout = settings.watch_timeout_seconds
     result.watching.client_timeout = settings.watch_timeout_seconds + 15

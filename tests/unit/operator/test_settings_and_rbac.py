@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import kopf
 import pytest
 import yaml
 
@@ -70,4 +71,4 @@ def test_the_kopf_settings_keep_kopfs_state_in_status_and_time_out_watches() -> 
     assert settings.watching.server_timeout == 40
     assert settings.watching.inactivity_timeout is not None and settings.watching.inactivity_timeout > 40
     assert type(settings.persistence.progress_storage).__name__ == "StatusProgressStorage"
-    assert type(settings.persistence.diffbase_storage).__name__ == "StatusDiffBaseStorage"
+    assert isinstance(settings.persistence.diffbase_storage, kopf.StatusDiffBaseStorage)
