@@ -131,6 +131,7 @@ def main() -> int:
     if args.generate:
         generate(int(args.generate[0]), pathlib.Path(args.generate[1]))
         return 0
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     peers_python = None if args.no_mlflow else ensure_peers()
     env = {
