@@ -217,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                 flag, dest=dest, action="store_const", const="true", default=None, help=help_text
             )
         else:
-            parser.add_argument(flag, dest=dest, default=None, help=f"{help_text} [{env_name(flag)}]")
+            metavar = flag.removeprefix("--").replace("-", "_").upper()
+            parser.add_argument(
+                flag, dest=dest, default=None, metavar=metavar, help=f"{help_text} [{env_name(flag)}]"
+            )
     return parser
 
 
