@@ -1,8 +1,10 @@
-"""Fixtures for the development agent's tests: the session's control plane plus one real agent.
+"""Fixtures for the development agent's tests: the session's control plane plus a real agent.
 
-The agent's node is labelled ``type=mlsteward-agent``; every pod here is pinned to it with a
-nodeSelector, so KWOK's fake nodes (which run nothing) never get these pods. When a test
-fails, the end of the agent's log is printed with the report.
+The agent's nodes are labelled ``type=mlsteward-agent``; every pod here is pinned to them with a
+nodeSelector, so KWOK's fake nodes (which run nothing) never get these pods. The agent lives
+for one module and its nodes are deleted afterwards, so the other cluster tests' pods (which
+have no nodeSelector) land on KWOK's nodes as they expect. When a test fails, the end of the
+agent's log is printed with the report.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def pytest_runtest_makereport(
 _FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def agent(
     control_plane: controlplane.ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentHandle]:
@@ -39,6 +41,9 @@ def agent(
         yield handle
     finally:
         handle.stop()
+        # Later tests in the session create pods without a nodeSelector; they must not land on
+        # (NotReady, soon tainted) agent nodes.
+        control_plane.kubectl("delete", "node", *handle.node_names, "--wait=false", check=False)
         print(f"\nagent state and logs kept in {state}")
 
 
