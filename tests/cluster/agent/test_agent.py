@@ -636,3 +636,43 @@ def test_a_container_waits_for_a_missing_configmap_and_starts_once_it_exists(
     apply(control_plane, namespace, late)
     done = pod_phase(control_plane, namespace, "patient", {"Succeeded", "Failed"})
     assert done["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "ok"
+
+
+def test_readiness_follows_an_exec_probe_both_ways(
+    control_plane: controlplane.ControlPlane, agent: AgentHandle, namespace: str
+) -> None:
+    # Ready while /flag/ready exists: the program creates it, then removes it 6 s later.
+    script = (
+        "import os, sys, time\n"
+        "open(sys.argv[1], 'w').close()\n"
+        "time.sleep(6)\n"
+        "os.remove(sys.argv[1])\n"
+        "time.sleep(1000)\n"
+    )
+    readiness = {
+        "exec": {"command": ["test", "-f", "/flag/ready"]},
+        "periodSeconds": 1,
+        "failureThreshold": 1,
+    }
+    mounts = [{"name": "flag", "mountPath": "/flag"}]
+    spec = pod_spec(
+        [
+            container(
+                "main", ["python", "-c", script, "/flag/ready"], volumeMounts=mounts, readinessProbe=readiness
+            )
+        ],
+        restart="Always",
+        volumes=[{"name": "flag", "emptyDir": {}}],
+    )
+    apply(control_plane, namespace, pod("flapping", spec))
+
+    def ready_status() -> str:
+        conditions = get(control_plane, namespace, "pod", "flapping")["status"].get("conditions") or []
+        return next((str(c["status"]) for c in conditions if c["type"] == "Ready"), "")
+
+    eventually(lambda: ready_status() == "True", "Ready=True while the file exists")
+    eventually(lambda: ready_status() == "False", "Ready=False once the file is gone", timeout_s=30)
+    status = get(control_plane, namespace, "pod", "flapping")["status"]
+    assert status["phase"] == "Running"
+    assert status["containerStatuses"][0]["ready"] is False
+    assert status["containerStatuses"][0]["restartCount"] == 0
