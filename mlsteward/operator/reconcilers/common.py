@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+from collections.abc import Coroutine
 from typing import Any, Literal
 
 from mlsteward.operator import conditions, kube
@@ -35,9 +38,22 @@ class Context:
 
     kube: kube.Client
     settings: settings_module.Settings
+    background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run best-effort work (Events) without holding a reconcile worker; failures are logged."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("an Event could not be posted: %s", task.exception())
 
 
 FIELD_MANAGER = "mlsteward-operator"
+_log = logging.getLogger("mlsteward.operator")
 
 
 def ready_transition(
@@ -65,6 +81,7 @@ async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) ->
 
     Children first: a crash after the apply and before the status write leaves a child that
     the next pass adopts (deterministic names), never a status that names a missing child.
+    Events go last and in the background: they are best effort (Events expire anyway).
     """
     for child in plan.apply:
         await context.kube.apply(child, FIELD_MANAGER)
@@ -73,4 +90,4 @@ async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) ->
     if status_changed(body, plan.status):
         await context.kube.patch_status(body, plan.status)
     for event in plan.events:
-        await context.kube.emit_event(body, event.reason, event.message, event.type, now)
+        context.spawn(context.kube.emit_event(body, event.reason, event.message, event.type, now))
