@@ -124,7 +124,7 @@ class Client:
         if self._session is None or self._info is None:
             self._info = await self._credentials()
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=64),
+                connector=aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=128),
                 timeout=aiohttp.ClientTimeout(total=30, connect=5),
             )
         return self._session, self._info

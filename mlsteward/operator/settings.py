@@ -52,7 +52,7 @@ class Settings:
     """A Model with a running version is reconciled again at least this often, in seconds."""
     summary_timeout_seconds: float = 3.0
     """Timeout of one monitor sidecar /summary request, in seconds."""
-    workers: int = 32
+    workers: int = 128
     """Objects reconciled concurrently."""
     watch_timeout_seconds: int = 60
     """Server-side timeout of watch requests (and the client's, plus slack), in seconds."""
