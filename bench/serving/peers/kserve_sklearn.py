@@ -16,9 +16,9 @@ import argparse
 import pathlib
 from typing import Any
 
-import joblib
-import kserve
-from kserve.utils.utils import get_predict_input, get_predict_response
+import joblib  # type: ignore[import-untyped]
+import kserve  # type: ignore[import-not-found]
+from kserve.utils.utils import get_predict_input, get_predict_response  # type: ignore[import-not-found]
 
 
 class SKLearnModel(kserve.Model):  # type: ignore[misc]
