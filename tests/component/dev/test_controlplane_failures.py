@@ -20,6 +20,7 @@ def _toolchain_with_broken_etcd(tmp_path: pathlib.Path) -> toolchain.Toolchain:
         (real.kubernetes_dir, broken.kubernetes_dir),
         (real.kwok_dir, broken.kwok_dir),
         (real.helm_dir, broken.helm_dir),
+        (real.minio_dir, broken.minio_dir),
     ):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(source)
