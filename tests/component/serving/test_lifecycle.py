@@ -173,3 +173,12 @@ def test_several_processes_share_one_port_with_reuse_port(start_server: Any, sto
     assert first.stop() == 0  # one worker leaves; the other keeps the port
     assert second.process.poll() is None
     assert answered(20) == 20
+
+
+def test_the_uvicorn_transport_serves_the_same_application(start_server: Any, store: Store) -> None:
+    server: Server = start_server(routing_document(("1", store.digests["v1"])), "--http", "uvicorn")
+    response = server.client.post("/v2/models/credit/infer", json=per_feature(rows=2, id="u"))
+    assert response.status_code == 200 and response.json()["id"] == "u"
+    assert server.client.post("/v2/models/credit/infer", content=b"{").status_code == 400
+    assert server.client.post("/v2/models/credit/infer", content=b" " * (5 << 20)).status_code == 413
+    assert server.stop() == 0
