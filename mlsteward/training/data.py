@@ -1,4 +1,4 @@
-"""Loading the dataset (local path, file://, http(s)://; CSV or Parquet), hashing it, checking it.
+"""Loading the dataset (local path, file://, http(s)://, s3://; CSV or Parquet), hashing it, checking it.
 
 The bytes are read once: each chunk goes into the sha256 and into the buffer the parser reads,
 and a pinned digest is compared before any parsing. :func:`validate` then checks the columns
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import pathlib
 import urllib.error
 import urllib.parse
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from mlsteward.api import model as api_model
+from mlsteward.store import s3
+from mlsteward.store.errors import StoreError
 from mlsteward.training import errors
 
 _CHUNK = 1 << 22
@@ -68,11 +71,17 @@ def fetch(uri: str, declared_format: str | None, pinned_sha256: str | None) -> R
                 while chunk := handle.read(_CHUNK):
                     digest.update(chunk)
                     buffer += chunk
+        elif parsed.scheme == "s3":
+            for chunk in s3.stream_object(uri, s3.S3Settings.from_environment(os.environ)):
+                digest.update(chunk)
+                buffer += chunk
         else:
             raise errors.DataInvalidError(
                 f"dataset URI scheme {parsed.scheme!r} is not supported by the trainer: use an absolute "
-                "path (a mounted volume), file:// or http(s)://"
+                "path (a mounted volume), file://, http(s):// or s3://"
             )
+    except StoreError as error:
+        raise errors.DataInvalidError(f"cannot read dataset {uri}: {error} ({error.reason})") from error
     except urllib.error.HTTPError as error:
         raise errors.DataInvalidError(
             f"cannot download dataset {uri}: HTTP {error.code} {error.reason}"

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from mlsteward.api import model as api_model
-from mlsteward.store import artifacts
+from mlsteward.store import artifacts, stores
+from mlsteward.store.errors import StoreError
 from mlsteward.training import (
     card,
     conversion,
@@ -346,7 +347,7 @@ def _write(
         "card.md": card.to_markdown(model_card).encode(),
     }
     try:
-        ref = artifacts.write_artifact(config.store, files)
-    except (OSError, artifacts.ArtifactError) as error:
-        raise errors.InternalError(f"cannot write the artifact under {config.store}: {error}") from error
+        ref = stores.open_store(config.store).put(files)
+    except (OSError, artifacts.ArtifactError, StoreError) as error:
+        raise errors.InternalError(f"cannot write the artifact to {config.store}: {error}") from error
     return ref.digest, ref.uri

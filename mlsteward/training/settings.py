@@ -32,8 +32,9 @@ DEFAULT_TERMINATION_LOG = pathlib.Path("/dev/termination-log")
 class TrainSettings:
     """Everything the trainer reads from outside the spec."""
 
-    store: pathlib.Path
-    """Root of the content-addressed artifact store (a PVC mount in a Job)."""
+    store: str
+    """The content-addressed artifact store: a directory (a PVC mount in a Job), ``file://`` or
+    ``s3://bucket/prefix`` (connection settings from the environment, see docs/store.md)."""
     spec_path: pathlib.Path | None = None
     """A file holding the Model spec (YAML or JSON; bare spec or a whole Model object)."""
     spec_text: str | None = None
@@ -55,7 +56,7 @@ class TrainSettings:
 # field -> (flag, environment variable, help)
 FLAGS: dict[str, tuple[str, str, str]] = {
     "spec_path": ("--spec", "MLSTEWARD_SPEC", "Model spec file (YAML or JSON, bare spec or a whole Model)"),
-    "store": ("--store", "MLSTEWARD_STORE", "artifact store root directory"),
+    "store": ("--store", "MLSTEWARD_STORE", "artifact store: a directory, file:// or s3://bucket/prefix"),
     "output_json": ("--output-json", "MLSTEWARD_OUTPUT_JSON", "also write the outcome JSON to this file"),
     "termination_message_path": (
         "--termination-message-path",
@@ -115,7 +116,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> TrainSettings:
     if proxy_sample_rows < 100:
         raise SettingsError(f"--proxy-sample-rows must be at least 100, got {proxy_sample_rows}")
     return TrainSettings(
-        store=pathlib.Path(raw["store"]),
+        store=_store_location(raw["store"]),
         spec_path=pathlib.Path(raw["spec_path"]) if raw["spec_path"] is not None else None,
         spec_text=spec_text,
         output_json=pathlib.Path(raw["output_json"]) if raw["output_json"] is not None else None,
@@ -125,3 +126,10 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> TrainSettings:
         image_digest=raw["image_digest"],
         proxy_sample_rows=proxy_sample_rows,
     )
+
+
+def _store_location(value: str) -> str:
+    """Object-store URIs as given; a directory as an absolute path (pathlib would mangle s3://)."""
+    if value.startswith(("s3://", "file://")):
+        return value
+    return str(pathlib.Path(value).resolve())

@@ -142,10 +142,10 @@ CASES: dict[str, tuple[Case, str, list[str]]] = {
         "DataInvalid",
         ["nope.parquet"],
     ),
-    "the dataset is on s3": (
-        lambda tmp, frame: credit_spec("s3://bucket/credit.parquet"),
+    "the dataset is in an unsupported store": (
+        lambda tmp, frame: credit_spec("gs://bucket/credit.parquet"),
         "DataInvalid",
-        ["s3"],
+        ["dataset.uri"],
     ),
     "the dataset is not valid parquet": (
         lambda tmp, frame: credit_spec(str(_garbage(tmp / "data.parquet"))),

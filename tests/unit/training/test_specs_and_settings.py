@@ -108,7 +108,7 @@ def test_flags_win_over_the_environment_which_fills_the_rest(tmp_path: pathlib.P
 
     config = settings.from_args(["--store", str(tmp_path), "--termination-message-path", "/tmp/t"], environ)
 
-    assert config.store == tmp_path and config.name == "from-env" and config.spec_text == "{}"
+    assert config.store == str(tmp_path.resolve()) and config.name == "from-env" and config.spec_text == "{}"
     assert config.image_digest == "sha256:abc" and config.termination_message_path == pathlib.Path("/tmp/t")
 
 

@@ -1,0 +1,106 @@
+"""``mlsteward train`` with the dataset and the artifact store in a real S3-compatible bucket."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from mlsteward.dev import minio
+from mlsteward.store import artifacts, s3
+from mlsteward.training import datasets
+
+
+def _spec(uri: str, **dataset: Any) -> dict[str, Any]:
+    return {
+        "task": "classification",
+        "dataset": {
+            "uri": uri,
+            "format": "parquet",
+            "target": datasets.TARGET,
+            "features": list(datasets.EXAMPLE_FEATURES),
+            "categorical": ["purpose", "home_ownership"],
+            "sensitive": list(datasets.SENSITIVE),
+            **dataset,
+        },
+        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}, "seed": 7},
+        "fairnessGates": {"minGroupSize": 30},
+    }
+
+
+def _train(
+    server: minio.MinioServer, spec: dict[str, Any], store: str, tmp_path: pathlib.Path
+) -> tuple[int, Any]:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    result = subprocess.run(
+        [sys.executable, "-m", "mlsteward", "train", "--spec", str(spec_file), "--store", store],
+        env=dict(os.environ, **server.env()),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines, result.stderr
+    return result.returncode, json.loads(lines[-1])
+
+
+@pytest.fixture
+def dataset_bytes() -> bytes:
+    buffer = io.BytesIO()
+    datasets.generate(3000, seed=0).to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def test_training_reads_the_dataset_from_the_bucket_and_writes_the_artifact_there(
+    minio_server: minio.MinioServer,
+    s3_settings: s3.S3Settings,
+    bucket: str,
+    dataset_bytes: bytes,
+    tmp_path: pathlib.Path,
+) -> None:
+    s3.make_client(s3_settings).put_object(Bucket=bucket, Key="data/credit.parquet", Body=dataset_bytes)
+    code, outcome = _train(
+        minio_server, _spec(f"s3://{bucket}/data/credit.parquet"), f"s3://{bucket}/models", tmp_path
+    )
+    assert code == 0, outcome
+    assert outcome["dataset_sha256"] == artifacts.sha256_bytes(dataset_bytes)
+    digest = outcome["artifact"]["digest"]
+    assert outcome["artifact"]["uri"] == f"s3://{bucket}/models/artifacts/sha256/{digest}"
+    store = s3.S3ArtifactStore(f"s3://{bucket}/models", s3_settings)
+    assert store.exists(digest)
+    fetched = store.fetch(digest, tmp_path / "cache")
+    lineage = json.loads(fetched.read("lineage.json"))
+    assert lineage["model_onnx_sha256"] == fetched.files["model.onnx"]
+
+
+def test_a_pinned_digest_that_differs_fails_before_anything_is_written(
+    minio_server: minio.MinioServer,
+    s3_settings: s3.S3Settings,
+    bucket: str,
+    dataset_bytes: bytes,
+    tmp_path: pathlib.Path,
+) -> None:
+    s3.make_client(s3_settings).put_object(Bucket=bucket, Key="data/credit.parquet", Body=dataset_bytes)
+    spec = _spec(f"s3://{bucket}/data/credit.parquet", sha256="0" * 64)
+    code, outcome = _train(minio_server, spec, f"s3://{bucket}/models", tmp_path)
+    assert code == 2 and outcome["reason"] == "DigestMismatch"
+    listed = s3.make_client(s3_settings).list_objects_v2(Bucket=bucket, Prefix="models/").get("KeyCount", 0)
+    assert listed == 0
+
+
+def test_a_missing_dataset_object_is_a_readable_data_error(
+    minio_server: minio.MinioServer, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    code, outcome = _train(
+        minio_server, _spec(f"s3://{bucket}/data/absent.parquet"), f"s3://{bucket}/m", tmp_path
+    )
+    assert code == 2 and outcome["reason"] == "DataInvalid"
+    assert "absent.parquet" in outcome["message"] and "no such object" in outcome["message"]
