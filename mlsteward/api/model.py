@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any, Literal
 
+import orjson
 import pydantic
 
 from mlsteward.api import base, policy
@@ -346,3 +348,25 @@ class ModelStatus(base.StatusBase):
     """Recent versions, newest last (bounded history)."""
     aliases: ModelAliases = pydantic.Field(default_factory=ModelAliases)
     """champion and challenger versions."""
+
+
+# The spec fields that determine an artifact; resources, store, retraining and deadlines do not.
+HASHED_FIELDS = (
+    "task",
+    "dataset",
+    "estimator",
+    "split",
+    "quality_gates",
+    "fairness_gates",
+    "protected_attributes",
+    "parity",
+    "card",
+)
+
+
+def spec_hash(spec: ModelSpec) -> str:
+    """sha256 of the canonical JSON of the fields that determine the artifact, defaults included
+    (writing a default explicitly does not change it). The trainer records it in the lineage and
+    the operator's training cache compares it: one function for both."""
+    wire = spec.model_dump(mode="json", by_alias=True, include=set(HASHED_FIELDS))
+    return hashlib.sha256(orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -1,36 +1,21 @@
 """What the operator derives from a Model spec without I/O: its hash and its retrain request.
 
-The spec hash is computed exactly as the trainer computes it (``mlsteward.training.specs``:
-the sha256 of the canonical JSON of the fields that determine the artifact, defaults
-included); a unit test keeps the two in step, since the operator may not import the trainer.
+The spec hash is the API's (``mlsteward.api.model.spec_hash``), the same function the trainer
+records in the lineage, so the training cache compares like with like.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
-
-import orjson
 
 from mlsteward.api import model as api_model
 
-HASHED_FIELDS = (
-    "task",
-    "dataset",
-    "estimator",
-    "split",
-    "quality_gates",
-    "fairness_gates",
-    "protected_attributes",
-    "parity",
-    "card",
-)
+HASHED_FIELDS = api_model.HASHED_FIELDS
 RETRAIN_ANNOTATION = "mlsteward.io/retrain"
 
 
 def spec_hash(spec: api_model.ModelSpec) -> str:
-    wire = spec.model_dump(mode="json", by_alias=True, include=set(HASHED_FIELDS))
-    return hashlib.sha256(orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return api_model.spec_hash(spec)
 
 
 def retrain_token(body: dict[str, Any]) -> str | None:

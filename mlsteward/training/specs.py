@@ -7,33 +7,19 @@ given on a laptop never passed through an API server.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pathlib
 from typing import Any
 
-import orjson
 import pydantic
 import yaml
 
 from mlsteward.api import model as api_model
 from mlsteward.training import errors
 
+
 # Spec fields that determine the artifact's content. Resources, the store, the retraining
 # policy and the deadline change how a Job runs, not what it writes.
-_HASHED_FIELDS = (
-    "task",
-    "dataset",
-    "estimator",
-    "split",
-    "quality_gates",
-    "fairness_gates",
-    "protected_attributes",
-    "parity",
-    "card",
-)
-
-
 def read_spec_text(path: pathlib.Path | None, text: str | None) -> str:
     if path is not None:
         try:
@@ -106,7 +92,5 @@ def check_cross_field_rules(spec: api_model.ModelSpec) -> None:
 
 
 def spec_hash(spec: api_model.ModelSpec) -> str:
-    """sha256 of the canonical JSON of the fields that determine the artifact (defaults included,
-    so writing a default explicitly does not change the hash)."""
-    wire = spec.model_dump(mode="json", by_alias=True, include=set(_HASHED_FIELDS))
-    return hashlib.sha256(orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """The spec hash recorded in the lineage (one definition, in the API)."""
+    return api_model.spec_hash(spec)
