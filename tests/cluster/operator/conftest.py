@@ -175,6 +175,7 @@ class Kit:
         self.namespace = namespace
 
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
+        """kubectl in this namespace; its stdout."""
         return self.cp.kubectl(*args, "-n", self.namespace, input_text=input_text, check=check).stdout
 
     def apply(self, manifest: Json | str | pathlib.Path) -> None:
@@ -243,6 +244,42 @@ class Kit:
             "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
             "-p", json.dumps(patch),
         )  # fmt: skip
+
+    def revive_fake_pods(self) -> None:
+        """Undo a local-cluster artifact: when KWOK's node heartbeats lag on a loaded machine, the
+        node controller marks pods NotReady, and KWOK never marks them Ready again. A pod whose
+        containers are all ready is Ready."""
+        for pod in self.items("pods"):
+            conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+            if conditions.get("ContainersReady") == "True" and conditions.get("Ready") == "False":
+                patch = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+                self.kubectl(
+                    "patch", "pod", pod["metadata"]["name"], "--subresource=status", "-p", json.dumps(patch),
+                    check=False,
+                )  # fmt: skip
+
+    def wait_ready(self, resource: str, name: str, timeout: float = 150) -> None:
+        """Wait for the Ready condition of the current generation, then show that
+        ``kubectl wait --for=condition=Ready`` agrees."""
+
+        def ready() -> bool:
+            self.revive_fake_pods()
+            body = self.get(resource, name) or {}
+            generation = body.get("metadata", {}).get("generation")
+            return any(
+                c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration") == generation
+                for c in (body.get("status") or {}).get("conditions", [])
+            )
+
+        try:
+            self.wait_for(f"{resource}/{name} to be Ready", ready, timeout)
+        except AssertionError as error:
+            status = (self.get(resource, name) or {}).get("status")
+            pods = [
+                (p["metadata"]["name"], p.get("status", {}).get("conditions")) for p in self.items("pods")
+            ]
+            raise AssertionError(f"{error}; status: {json.dumps(status)}; pods: {pods}") from None
+        self.kubectl("wait", f"{resource}/{name}", "--for=condition=Ready", "--timeout=30s")
 
     def events(self, name: str) -> list[Json]:
         return [e for e in self.items("events") if e["involvedObject"].get("name") == name]

@@ -57,7 +57,7 @@ def test_the_examples_create_exactly_their_children_become_ready_and_deleting_th
     kit.wait_for("the training Job", lambda: kit.get("jobs", "credit-risk-v1"))
     _train_champion(kit, "credit-risk")
     for kind in ("models", "deployments", "monitors"):
-        kit.kubectl("wait", f"{kind}.mlsteward.io/credit-risk", "--for=condition=Ready", "--timeout=120s")
+        kit.wait_ready(f"{kind}.mlsteward.io", "credit-risk")
 
     model_uid = _uid(kit, "models.mlsteward.io", "credit-risk")
     deployment_uid = _uid(kit, "deployments.mlsteward.io", "credit-risk")
@@ -152,7 +152,7 @@ def test_a_new_version_changes_the_routing_config_map_and_not_the_pod_template(
     kit.finish_training("credit-v2", outcome("b" * 64))
     kit.wait_for("version 2", lambda: len(kit.model_status("credit").get("versions", [])) == 2)
     kit.apply(_deployment("serve", "credit", modelRef={"name": "credit", "version": 1}))
-    kit.kubectl("wait", "deployments.mlsteward.io/serve", "--for=condition=Ready", "--timeout=120s")
+    kit.wait_ready("deployments.mlsteward.io", "serve")
     before = kit.get("deployments.apps", "serve") or {}
     kit.apply(_deployment("serve", "credit", modelRef={"name": "credit", "version": 2}))
 
