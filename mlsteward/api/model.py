@@ -34,6 +34,8 @@ EstimatorClass = Literal[
     "GradientBoostingRegressor",
     "HistGradientBoostingRegressor",
 ]
+# RFC 1123 subdomain: the names of Secrets.
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 Column = Annotated[str, pydantic.StringConstraints(pattern=base.COLUMN_PATTERN, max_length=128)]
 
 
@@ -174,13 +176,44 @@ class ParityLimits(base.ApiModel):
     """Maximum difference on any single row."""
 
 
+class SecretRef(base.ApiModel):
+    """A Secret in the Model's namespace."""
+
+    name: str = pydantic.Field(pattern=_DNS_SUBDOMAIN, max_length=253)
+    """Name of the Secret."""
+
+
+class S3StoreSpec(base.ApiModel):
+    """An S3-compatible bucket (AWS S3, MinIO, Ceph RGW) holding the content-addressed artifacts."""
+
+    bucket: str = pydantic.Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", max_length=63)
+    """Bucket name."""
+    prefix: str = pydantic.Field(default="", pattern=r"^([^/\x00-\x1f][^\x00-\x1f]*)?$", max_length=512)
+    """Key prefix under which artifacts are stored (no leading slash); empty for the bucket root."""
+    endpoint: str | None = pydantic.Field(
+        default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2048
+    )
+    """Endpoint URL of an S3-compatible server, e.g. http://minio.storage:9000; unset for AWS S3."""
+    region: str = pydantic.Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,64}$", max_length=64)
+    """Region of the bucket."""
+    path_style: bool | None = None
+    """Path-style addressing (bucket in the path, not the host name); unset means path-style
+    when an endpoint is given and virtual-hosted for AWS S3."""
+    credentials_secret_ref: SecretRef
+    """Secret holding AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, passed to training and serving
+    pods as environment variables from the Secret; the operator itself never reads it."""
+
+
 class ArtifactStoreSpec(base.ApiModel):
-    """Where artifacts are written: a PersistentVolumeClaim mounted into Jobs and serving pods."""
+    """Where artifacts are written: a PersistentVolumeClaim mounted into Jobs and serving pods,
+    or an S3-compatible bucket when ``s3`` is set."""
 
     claim_name: str = pydantic.Field(
         default="mlsteward-artifacts", pattern=base.DNS_LABEL_PATTERN, max_length=63
     )
-    """PersistentVolumeClaim holding the content-addressed artifact store."""
+    """PersistentVolumeClaim holding the content-addressed artifact store (unused when s3 is set)."""
+    s3: S3StoreSpec | None = None
+    """An S3-compatible bucket instead of the PersistentVolumeClaim."""
 
 
 class RetrainingPolicy(base.ApiModel):
