@@ -6,7 +6,7 @@ from typing import Literal
 
 import pydantic
 
-from mlsteward.api import base
+from mlsteward.api import audit, base
 
 
 class ModelRef(base.ApiModel):
@@ -139,6 +139,8 @@ class DeploymentSpec(base.ApiModel):
     """Human approval before a new version takes traffic."""
     serving: ServingSettings = pydantic.Field(default_factory=ServingSettings)
     """Inference server tuning."""
+    decision_log: audit.DecisionLogPolicy = pydantic.Field(default_factory=audit.DecisionLogPolicy)
+    """The audit record of every scored request: on by default, inputs off by default."""
 
 
 class DeploymentStatus(base.StatusBase):
