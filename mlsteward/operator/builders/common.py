@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 
 from mlsteward import api
 from mlsteward.api import base
+from mlsteward.api import model as api_model
 
 MANAGED_BY = "mlsteward-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -21,6 +22,8 @@ ANNOTATION_RETRAIN = "mlsteward.io/retrain"
 ANNOTATION_SPEC_HASH = "mlsteward.io/spec-hash"
 TMP_VOLUME = "tmp"
 STORE_VOLUME = "artifact-store"
+CACHE_VOLUME = "artifact-cache"
+CACHE_DIR = "/var/cache/mlsteward"
 RUN_AS_USER = 65532
 _MAX_NAME = 63
 
@@ -133,6 +136,46 @@ def store_volume(claim_name: str, *, read_only: bool) -> dict[str, Any]:
 
 def store_mount(mount_path: str, *, read_only: bool) -> dict[str, Any]:
     return {"name": STORE_VOLUME, "mountPath": mount_path, "readOnly": read_only}
+
+
+def store_location(store: api_model.ArtifactStoreSpec, mount_path: str) -> str:
+    """What ``--store`` says: the bucket for an S3 store, else where the PVC is mounted."""
+    if store.s3 is None:
+        return mount_path
+    return f"s3://{store.s3.bucket}/{store.s3.prefix}".rstrip("/")
+
+
+def store_env(store: api_model.ArtifactStoreSpec) -> list[dict[str, Any]]:
+    """Connection settings of an S3 store (docs/store.md); credentials only as references to
+    the Secret, so no manifest ever carries them. Empty for a PVC store."""
+    if store.s3 is None:
+        return []
+    secret = store.s3.credentials_secret_ref.name
+    env: list[dict[str, Any]] = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    ]
+    env.append({"name": "AWS_REGION", "value": store.s3.region})
+    if store.s3.endpoint is not None:
+        env.append({"name": "MLSTEWARD_S3_ENDPOINT_URL", "value": store.s3.endpoint})
+    if store.s3.path_style is not None:
+        style = "path" if store.s3.path_style else "virtual"
+        env.append({"name": "MLSTEWARD_S3_ADDRESSING_STYLE", "value": style})
+    return env
+
+
+def store_volumes(
+    store: api_model.ArtifactStoreSpec, mount_path: str, *, read_only: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) for the store: the PVC, or for S3 an emptyDir download cache at
+    CACHE_DIR (read-only pods only; writers upload straight from memory)."""
+    if store.s3 is None:
+        return [store_volume(store.claim_name, read_only=read_only)], [
+            store_mount(mount_path, read_only=read_only)
+        ]
+    if not read_only:
+        return [], []
+    return [{"name": CACHE_VOLUME, "emptyDir": {}}], [{"name": CACHE_VOLUME, "mountPath": CACHE_DIR}]
 
 
 def resources(spec: base.Resources) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from mlsteward.api import deployment as api_deployment
+from mlsteward.api import model as api_model
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import common
 
@@ -95,27 +96,36 @@ def build_deployment(
     *,
     claim_name: str,
     settings: settings_module.Settings,
+    artifact_store: api_model.ArtifactStoreSpec | None = None,
 ) -> dict[str, Any]:
-    """The apps/v1 Deployment of ``mlsteward serve`` pods (replicas left to the HPA when autoscaled)."""
+    """The apps/v1 Deployment of ``mlsteward serve`` pods (replicas left to the HPA when autoscaled).
+
+    ``artifact_store`` is the Model's store; without it, the PVC ``claim_name``. From an S3
+    store each pod downloads an artifact once, at load, into an emptyDir cache.
+    """
     labels = pod_labels(owner)
-    store = settings.store_mount_path
+    store = artifact_store or api_model.ArtifactStoreSpec(claim_name=claim_name)
+    store_volumes, store_mounts = common.store_volumes(store, settings.store_mount_path, read_only=True)
     command = [
         "mlsteward",
         "serve",
         "--routing",
         f"{ROUTING_DIR}/{ROUTING_FILE}",
         "--store",
-        store,
+        common.store_location(store, settings.store_mount_path),
         "--host",
         "$(POD_IP)",
         "--port",
         str(settings.server_port),
     ]
+    if store.s3 is not None:
+        command += ["--cache-dir", common.CACHE_DIR]
     env = [
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "MLSTEWARD_SERVE_MAX_BATCH_SIZE", "value": str(spec.serving.max_batch_size)},
         {"name": "MLSTEWARD_SERVE_MAX_BATCH_DELAY_MS", "value": str(spec.serving.max_batch_delay_ms)},
         {"name": "HOME", "value": "/tmp"},
+        *common.store_env(store),
     ]
     # ONNX Runtime intra-op threads; 0 asks the server to size them to the pod's CPU.
     threads = 0 if spec.serving.threads is None else spec.serving.threads
@@ -133,7 +143,7 @@ def build_deployment(
         "resources": common.resources(spec.resources),
         "securityContext": common.container_security_context(),
         "volumeMounts": [
-            common.store_mount(store, read_only=True),
+            *store_mounts,
             {"name": ROUTING_VOLUME, "mountPath": ROUTING_DIR, "readOnly": True},
             common.tmp_mount(),
         ],
@@ -149,7 +159,7 @@ def build_deployment(
                 "securityContext": common.pod_security_context(),
                 "containers": [container],
                 "volumes": [
-                    common.store_volume(claim_name, read_only=True),
+                    *store_volumes,
                     {
                         "name": ROUTING_VOLUME,
                         "configMap": {"name": routing_config_map_name(owner["name"])},

@@ -41,12 +41,14 @@ def build_job(
     annotations = {common.ANNOTATION_GENERATION: str(generation), common.ANNOTATION_SPEC_HASH: spec_hash}
     if retrain_token is not None:
         annotations[common.ANNOTATION_RETRAIN] = retrain_token
-    store = settings.store_mount_path
+    store_volumes, store_mounts = common.store_volumes(
+        spec.artifact_store, settings.store_mount_path, read_only=False
+    )
     command = [
         "mlsteward",
         "train",
         "--store",
-        store,
+        common.store_location(spec.artifact_store, settings.store_mount_path),
         "--termination-message-path",
         TERMINATION_LOG,
         "--name",
@@ -68,18 +70,16 @@ def build_job(
                 "env": [
                     {"name": "MLSTEWARD_MODEL_SPEC", "value": orjson.dumps(spec.to_wire()).decode()},
                     {"name": "HOME", "value": "/tmp"},
+                    *common.store_env(spec.artifact_store),
                 ],
                 "resources": common.resources(spec.resources),
                 "securityContext": common.container_security_context(),
                 "terminationMessagePath": TERMINATION_LOG,
                 "terminationMessagePolicy": "File",
-                "volumeMounts": [common.store_mount(store, read_only=False), common.tmp_mount()],
+                "volumeMounts": [*store_mounts, common.tmp_mount()],
             }
         ],
-        "volumes": [
-            common.store_volume(spec.artifact_store.claim_name, read_only=False),
-            common.tmp_volume(),
-        ],
+        "volumes": [*store_volumes, common.tmp_volume()],
     }
     if settings.training_node_selector:
         pod_spec["nodeSelector"] = dict(settings.training_node_selector)

@@ -81,7 +81,7 @@ def plan(
             candidate, _ = resolve(model, canary_version, alias)
             if candidate is not None and candidate.version != target.version:
                 canary, share = candidate, spec.canary.traffic_percent
-        claim = api_model.ModelSpec.model_validate(model["spec"]).artifact_store.claim_name
+        artifact_store = api_model.ModelSpec.model_validate(model["spec"]).artifact_store
         routing = serving.Routing(
             model=spec.model_ref.name,
             champion=target,
@@ -90,7 +90,15 @@ def plan(
             mode=spec.canary.mode if spec.canary is not None else "split",
         )
         apply.append(serving.build_routing_config_map(routing, owner))
-        apply.append(serving.build_deployment(spec, owner, claim_name=claim, settings=settings))
+        apply.append(
+            serving.build_deployment(
+                spec,
+                owner,
+                claim_name=artifact_store.claim_name,
+                settings=settings,
+                artifact_store=artifact_store,
+            )
+        )
         apply.append(serving.build_service(owner, settings))
         if spec.autoscaling is not None:
             apply.append(serving.build_autoscaler(spec.autoscaling, owner))

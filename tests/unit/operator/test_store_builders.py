@@ -1,0 +1,113 @@
+"""Builders with an S3 artifact store: settings as env, credentials only as Secret references."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlsteward.api import deployment as api_deployment
+from mlsteward.api import model as api_model
+from mlsteward.operator import settings as settings_module
+from mlsteward.operator.builders import common, serving, training
+
+OWNER = common.Owner(kind="Model", name="credit", namespace="risk", uid="uid-1")
+SETTINGS = settings_module.Settings()
+S3 = {
+    "bucket": "models",
+    "prefix": "team-a",
+    "endpoint": "http://minio.storage:9000",
+    "region": "eu-west-1",
+    "pathStyle": True,
+    "credentialsSecretRef": {"name": "store-credentials"},
+}
+
+
+def _model(store: dict[str, Any]) -> api_model.ModelSpec:
+    return api_model.ModelSpec.model_validate(
+        {
+            "task": "classification",
+            "dataset": {"uri": "s3://data/x.csv", "target": "y", "features": ["a", "b"]},
+            "estimator": {"className": "LogisticRegression"},
+            "artifactStore": store,
+        }
+    )
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def _flag(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def _assert_credentials_from_the_secret(container: dict[str, Any]) -> None:
+    env = _env(container)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key] == {"secretKeyRef": {"name": "store-credentials", "key": key}}
+    assert env["AWS_REGION"] == "eu-west-1"
+    assert env["MLSTEWARD_S3_ENDPOINT_URL"] == "http://minio.storage:9000"
+    assert env["MLSTEWARD_S3_ADDRESSING_STYLE"] == "path"
+
+
+def test_a_training_job_writes_to_the_bucket_with_credentials_from_the_secret() -> None:
+    job = training.build_job(
+        _model({"s3": S3}), OWNER, 1, generation=1, retrain_token=None, spec_hash="f" * 64, settings=SETTINGS
+    )
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert _flag(container["command"], "--store") == "s3://models/team-a"
+    _assert_credentials_from_the_secret(container)
+    # No PVC: the trainer uploads from memory.
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert [m["name"] for m in container["volumeMounts"]] == ["tmp"]
+
+
+def test_serving_pods_read_the_bucket_into_an_emptydir_cache() -> None:
+    store = _model({"s3": {**S3, "prefix": "", "pathStyle": False}}).artifact_store
+    spec = api_deployment.DeploymentSpec.model_validate({"modelRef": {"name": "credit"}})
+    owner = common.Owner(kind="Deployment", name="serve", namespace="risk", uid="uid-2")
+    built = serving.build_deployment(
+        spec, owner, claim_name=store.claim_name, settings=SETTINGS, artifact_store=store
+    )
+    pod = built["spec"]["template"]["spec"]
+    [server] = pod["containers"]
+    assert _flag(server["command"], "--store") == "s3://models"
+    assert _flag(server["command"], "--cache-dir") == common.CACHE_DIR
+    assert _env(server)["MLSTEWARD_S3_ADDRESSING_STYLE"] == "virtual"
+    assert {"name": common.CACHE_VOLUME, "emptyDir": {}} in pod["volumes"]
+    assert {"name": common.CACHE_VOLUME, "mountPath": common.CACHE_DIR} in server["volumeMounts"]
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
+
+
+def test_no_manifest_carries_a_credential_value() -> None:
+    job = training.build_job(
+        _model({"s3": S3}), OWNER, 1, generation=1, retrain_token=None, spec_hash="f" * 64, settings=SETTINGS
+    )
+    text = json.dumps(job)
+    assert "secretKeyRef" in text
+    # Only references: no env entry for a credential has a literal value.
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        for entry in container["env"]:
+            if entry["name"].startswith("AWS_") and entry["name"] != "AWS_REGION":
+                assert "value" not in entry
+
+
+def test_without_s3_the_pvc_store_is_unchanged() -> None:
+    job = training.build_job(
+        _model({"claimName": "models"}),
+        OWNER,
+        1,
+        generation=1,
+        retrain_token=None,
+        spec_hash="f" * 64,
+        settings=SETTINGS,
+    )
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert _flag(container["command"], "--store") == SETTINGS.store_mount_path
+    assert not any(e["name"].startswith("AWS_") for e in container["env"])
+    assert {
+        "name": "artifact-store",
+        "persistentVolumeClaim": {"claimName": "models", "readOnly": False},
+    } in pod["volumes"]
