@@ -216,6 +216,16 @@ class ArtifactStoreSpec(base.ApiModel):
     """An S3-compatible bucket instead of the PersistentVolumeClaim."""
 
 
+class ChallengerGates(base.ApiModel):
+    """How much worse than the champion a new version may be, metric by metric, on the holdout."""
+
+    max_metric_decrease: float = pydantic.Field(default=0.01, ge=0, le=1)
+    """Largest allowed drop of a higher-is-better metric (accuracy, roc_auc, f1, r2, ...), and
+    largest allowed relative rise of a lower-is-better one (rmse, mae, log_loss)."""
+    max_fairness_regression: float = pydantic.Field(default=0.02, ge=0, le=1)
+    """Largest allowed rise of a per-group fairness gap (metrics named fairness.<column>.<gap>)."""
+
+
 class RetrainingPolicy(base.ApiModel):
     """When new versions are trained without a spec change."""
 
@@ -227,10 +237,15 @@ class RetrainingPolicy(base.ApiModel):
     """Minimum time between two retraining runs."""
     max_per_day: int = pydantic.Field(default=4, ge=0, le=48)
     """Cap on retraining runs per day; 0 disables retraining."""
+    challenger_gates: ChallengerGates = pydantic.Field(default_factory=ChallengerGates)
+    """Relative gates a new version must pass against the champion to become the challenger."""
+
+
+DocumentationField = Literal["intendedUse", "owners", "limitations"]
 
 
 class ModelCardSpec(base.ApiModel):
-    """Human context for the model card."""
+    """Human context for the model card and the documentation bundle."""
 
     intended_use: str = pydantic.Field(default="", max_length=4096)
     """What the model is for and who uses its outputs."""
@@ -238,6 +253,89 @@ class ModelCardSpec(base.ApiModel):
     """Accountable people or teams."""
     limitations: list[str] = pydantic.Field(default_factory=list, max_length=32)
     """Known limits and out-of-scope uses."""
+    required: list[DocumentationField] = pydantic.Field(default_factory=list, max_length=3)
+    """Fields a person must fill in: while any of them is empty, no version of this Model may
+    become champion or challenger (the version records name the missing fields)."""
+
+    def missing_required(self) -> list[str]:
+        """The required fields that are empty, as ``card.<field>`` in wire spelling."""
+        filled = {
+            "intendedUse": bool(self.intended_use.strip()),
+            "owners": any(o.strip() for o in self.owners),
+            "limitations": any(item.strip() for item in self.limitations),
+        }
+        return [f"card.{name}" for name in sorted(set(self.required)) if not filled[name]]
+
+
+FeatureType = Literal["number", "integer", "string", "boolean"]
+
+
+class FeatureColumn(base.ApiModel):
+    """One column of a feature schema: its name, type and allowed values."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=base.validations(
+            base.cel(
+                "!has(self.minimum) || !has(self.maximum) || self.minimum <= self.maximum",
+                "minimum may not exceed maximum",
+                ".minimum",
+            ),
+        )
+    )
+
+    name: Column
+    """The column's name in the dataset."""
+    type: FeatureType
+    """number (any real), integer (whole numbers), string (text) or boolean."""
+    allowed_values: list[Annotated[str, pydantic.StringConstraints(max_length=256)]] | None = pydantic.Field(
+        default=None, max_length=1024
+    )
+    """The only values allowed (compared as text: 1 and "1" are the same); absent: any value."""
+    minimum: float | None = None
+    """Smallest allowed value (number and integer columns)."""
+    maximum: float | None = None
+    """Largest allowed value (number and integer columns)."""
+    nullable: bool = True
+    """Whether missing values are allowed."""
+
+
+class ConfigMapSchemaRef(base.ApiModel):
+    """A shared feature schema kept in a ConfigMap of the Model's namespace."""
+
+    name: str = pydantic.Field(pattern=base.DNS_LABEL_PATTERN, max_length=63)
+    """The ConfigMap's name."""
+    key: str = pydantic.Field(default="schema.yaml", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """The key holding the schema (YAML or JSON with version and columns)."""
+
+
+class FeatureSchemaSpec(base.ApiModel):
+    """A versioned declaration of the data's columns, inline or shared through a ConfigMap.
+
+    Training fails (DataInvalid, naming the column) when the data does not match it, and its
+    digest is recorded in the artifact's lineage."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=base.validations(
+            base.cel(
+                "has(self.columns) || has(self.configMapRef)",
+                "set schema.columns (inline) or schema.configMapRef (shared)",
+                ".columns",
+            ),
+            base.cel(
+                "!has(self.columns) || has(self.version)",
+                "an inline schema needs a version",
+                ".version",
+            ),
+        )
+    )
+
+    version: str | None = pydantic.Field(default=None, min_length=1, max_length=64)
+    """The schema's version, recorded in the lineage with its digest."""
+    columns: list[FeatureColumn] | None = pydantic.Field(default=None, min_length=1, max_length=1024)
+    """The declared columns: every target, feature and sensitive column must be among them."""
+    config_map_ref: ConfigMapSchemaRef | None = None
+    """A shared schema; the operator copies its version and columns in before training (both then
+    set: the columns are the resolved schema, the reference says where it came from)."""
 
 
 _CLASSIFIER_LIST = ", ".join(f"'{c}'" for c in CLASSIFIERS)
@@ -305,7 +403,9 @@ class ModelSpec(base.ApiModel):
     retraining: RetrainingPolicy = pydantic.Field(default_factory=RetrainingPolicy)
     """Scheduled and drift-triggered retraining."""
     card: ModelCardSpec = pydantic.Field(default_factory=ModelCardSpec)
-    """Context for the model card."""
+    """Context for the model card, and which of its fields a person must fill in."""
+    feature_schema: FeatureSchemaSpec | None = pydantic.Field(default=None, alias="schema")
+    """The data's declared columns (types, allowed values), inline or from a ConfigMap."""
     training_deadline_seconds: int = pydantic.Field(default=3600, ge=60, le=86400)
     """A training Job running longer than this is stopped and the version fails."""
 
@@ -328,6 +428,20 @@ class GateResults(base.ApiModel):
     """Fairness gates."""
     promotable: bool
     """True when every gate passed: only promotable versions may serve."""
+
+
+class ChallengeResult(base.ApiModel):
+    """A version compared with the champion on the holdout (spec.retraining.challengerGates)."""
+
+    champion: int = pydantic.Field(ge=1)
+    """The champion version it was compared with."""
+    passed: bool
+    """True when no metric and no fairness gap is worse than the gates allow."""
+    same_holdout: bool
+    """True when both versions were scored on the same holdout rows (same dataset digest, split
+    seed and share, hence the same seeded split); otherwise the comparison is indicative only."""
+    message: str = pydantic.Field(default="", max_length=4096)
+    """Each compared figure, or why the version is a rejected challenger."""
 
 
 class ModelVersion(base.ApiModel):
@@ -361,6 +475,11 @@ class ModelVersion(base.ApiModel):
     """The Model's metadata.generation this version was started for."""
     retrain_token: str | None = pydantic.Field(default=None, max_length=128)
     """The mlsteward.io/retrain annotation's value that requested this version, if any."""
+    challenge: ChallengeResult | None = None
+    """The relative gates against the champion of the time (absent for the first champion)."""
+    documentation_missing: list[str] = pydantic.Field(default_factory=list, max_length=3)
+    """Required model-card fields (spec.card.required) that were empty when this version was
+    started: such a version is never champion or challenger."""
 
 
 class ModelAliases(base.ApiModel):
@@ -372,6 +491,21 @@ class ModelAliases(base.ApiModel):
     """A candidate version under evaluation."""
 
 
+class RetrainingStatus(base.ApiModel):
+    """What automatic retraining (Monitor requests and the schedule) did lately."""
+
+    last_request: str | None = pydantic.Field(default=None, max_length=128)
+    """The last automatic mlsteward.io/retrain value handled (trained, refused or nothing to do)."""
+    last_retrain_time: str | None = pydantic.Field(default=None, json_schema_extra={"format": "date-time"})
+    """When an automatic request last started a version."""
+    retrains_today: int = pydantic.Field(default=0, ge=0)
+    """Automatic retrains started on the UTC day of the last one."""
+    last_schedule_time: str | None = pydantic.Field(default=None, json_schema_extra={"format": "date-time"})
+    """The last cron time of spec.retraining.schedule acted upon."""
+    message: str = pydantic.Field(default="", max_length=1024)
+    """What happened to the last request."""
+
+
 class ModelStatus(base.StatusBase):
     """What the operator observed and decided for this Model."""
 
@@ -381,6 +515,8 @@ class ModelStatus(base.StatusBase):
     """Recent versions, newest last (bounded history)."""
     aliases: ModelAliases = pydantic.Field(default_factory=ModelAliases)
     """champion and challenger versions."""
+    retraining: RetrainingStatus | None = None
+    """Automatic retraining: last request, last retrain and the count today."""
 
 
 # The spec fields that determine an artifact; resources, store, retraining and deadlines do not.
@@ -394,6 +530,7 @@ HASHED_FIELDS = (
     "protected_attributes",
     "parity",
     "card",
+    "feature_schema",
 )
 
 

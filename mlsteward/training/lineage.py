@@ -33,6 +33,7 @@ def build(
     policy_exceptions: list[dict[str, str]],
     image_digest: str | None,
     model_onnx_sha256: str,
+    feature_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": "mlsteward.io/lineage/v1",
@@ -46,4 +47,5 @@ def build(
         "versions": versions(),
         "image_digest": image_digest,
         "model_onnx_sha256": model_onnx_sha256,
+        "feature_schema": feature_schema,
     }

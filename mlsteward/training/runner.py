@@ -26,6 +26,7 @@ from mlsteward.training import (
     data,
     errors,
     fairness,
+    intervals,
     lineage,
     metrics,
     outcome,
@@ -33,6 +34,7 @@ from mlsteward.training import (
     policy,
     profiles,
     proxies,
+    schemas,
     settings,
     specs,
 )
@@ -97,8 +99,13 @@ def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
         raw = data.fetch(dataset_spec.uri, dataset_spec.format, dataset_spec.sha256)
         context.dataset_sha256 = raw.sha256
         columns = [dataset_spec.target, *features, *dataset_spec.sensitive]
-        frame = data.validate(data.parse(raw, columns), spec)
+        declared = schemas.resolved(spec)
+        extra = [c.name for c in declared.columns or []] if declared is not None else []
+        parsed = data.parse(raw, list(dict.fromkeys([*columns, *extra])))
         del raw
+        schemas.check(parsed, spec)
+        frame = data.validate(parsed, spec)
+        del parsed
     seed = spec.estimator.seed
     target = frame[dataset_spec.target].to_numpy()
     with _stage("split"):
@@ -141,6 +148,8 @@ def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
         holdout = _holdout_metrics(spec.task, test[dataset_spec.target].to_numpy(), served, classes)
         fairness_reports = _fairness_reports(frame, spec, served, test, classes)
         gates = _gates(spec, holdout, fairness_reports)
+    with _stage("bootstrap intervals"):
+        holdout_intervals = _intervals(spec, test, frame, served, classes)
     with _stage("write"):
         digest, uri = _write(
             config,
@@ -157,6 +166,7 @@ def _train(config: settings.TrainSettings, context: _Context) -> dict[str, Any]:
             fairness_reports=fairness_reports,
             proxy_reports=proxy_reports,
             gates=gates,
+            intervals=holdout_intervals,
             profile={**feature_profile, "prediction": prediction_profile},
         )
     summary = {k: gates[k] for k in ("quality", "fairness", "promotable")}
@@ -229,6 +239,49 @@ def _fairness_reports(
     return reports
 
 
+def _intervals(
+    spec: api_model.ModelSpec,
+    test: pd.DataFrame,
+    frame: pd.DataFrame,
+    served: conversion.Predictions,
+    classes: Any,
+) -> dict[str, Any]:
+    """Bootstrap intervals of the holdout metrics and of each sensitive group's rates (seeded)."""
+    target = test[spec.dataset.target].to_numpy()
+    groups = {
+        column: fairness.group_labels(test[column], reference=frame[column])
+        for column in spec.dataset.sensitive
+        if column in frame.columns
+    }
+    if spec.task != "classification":
+        return intervals.holdout(
+            "regression",
+            target,
+            served.values,
+            None,
+            classes=0,
+            groups={},
+            y_pos=None,
+            pred_pos=None,
+            seed=spec.estimator.seed,
+        )
+    assert served.labels is not None
+    class_array = np.asarray(classes)
+    binary = len(class_array) == 2
+    positive = str(class_array[-1])
+    return intervals.holdout(
+        "classification",
+        metrics.class_codes(target, class_array),
+        metrics.class_codes(served.labels, class_array),
+        served.values,
+        classes=len(class_array),
+        groups=groups,
+        y_pos=target.astype(str) == positive if binary else None,
+        pred_pos=served.labels.astype(str) == positive if binary else None,
+        seed=spec.estimator.seed,
+    )
+
+
 def _gates(spec: api_model.ModelSpec, holdout: dict[str, float], reports: dict[str, Any]) -> dict[str, Any]:
     quality = metrics.quality_gates(spec.quality_gates, holdout)
     fairness_status = fairness.overall(reports, spec.fairness_gates)
@@ -275,6 +328,7 @@ def _write(
     fairness_reports: dict[str, Any],
     proxy_reports: dict[str, Any],
     gates: dict[str, Any],
+    intervals: dict[str, Any],
     profile: dict[str, Any],
 ) -> tuple[str, str]:
     dataset_spec = spec.dataset
@@ -329,6 +383,7 @@ def _write(
         policy_exceptions=exceptions,
         image_digest=config.image_digest,
         model_onnx_sha256=artifacts.sha256_bytes(model_bytes),
+        feature_schema=schemas.lineage_entry(spec),
     )
     report = {
         "holdout": holdout,
@@ -336,6 +391,7 @@ def _write(
         "fairness": fairness_reports,
         "proxies": proxy_reports,
         "gates": gates,
+        "intervals": intervals,
     }
     files: dict[str, bytes] = {
         "model.onnx": model_bytes,
@@ -345,6 +401,9 @@ def _write(
         "lineage.json": artifacts.canonical_json(record),
         "card.json": artifacts.canonical_json(model_card),
         "card.md": card.to_markdown(model_card).encode(),
+        # The spec fields that determine the artifact, so `mlsteward verify` can retrain from the
+        # artifact alone even after the Model's spec has changed.
+        "spec.json": artifacts.canonical_json(specs.hashed_document(spec)),
     }
     try:
         ref = stores.open_store(config.store).put(files)

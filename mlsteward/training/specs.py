@@ -91,6 +91,12 @@ def check_cross_field_rules(spec: api_model.ModelSpec) -> None:
         )
 
 
+def hashed_document(spec: api_model.ModelSpec) -> dict[str, Any]:
+    """The fields the spec hash covers, as wire JSON: parsing it back gives the same hash."""
+    wire: dict[str, Any] = spec.model_dump(mode="json", by_alias=True, include=set(api_model.HASHED_FIELDS))
+    return wire
+
+
 def spec_hash(spec: api_model.ModelSpec) -> str:
     """The spec hash recorded in the lineage (one definition, in the API)."""
     return api_model.spec_hash(spec)
