@@ -66,8 +66,8 @@ class ServingMetrics:
         )
         self.load_failures = Counter(
             "mlsteward_serving_model_load_failures",
-            "Model versions that failed to load, by reason (digest_mismatch, invalid_schema, invalid_graph, "
-            "routing_invalid).",
+            "Model versions that failed to load, by reason (digest_mismatch, artifact_missing, "
+            "store_unavailable, invalid_schema, invalid_graph, routing_invalid).",
             ["reason"],
             registry=registry,
         )

@@ -1,9 +1,12 @@
-"""Load one model version from the store: verify, check the graph, warm up (blocking: run it off the loop).
+"""Load one model version: fetch and verify it from the store, check the graph, warm up (blocking).
 
-Only ONNX artifacts written by the trainer load: :func:`mlsteward.store.artifacts.open_artifact`
-verifies the manifest digest and every file's sha256 first, and ``model.onnx`` is read again
-through the verified handle (which re-checks its digest), so a file swapped in between is caught.
-Every failure is a :class:`LoadError` with a short ``reason`` for the load-failure metric.
+Only ONNX artifacts written by the trainer load. The store's ``fetch`` verifies the manifest
+against the digest from the routing file and every file's sha256 before anything is used: a
+local store (a PVC) in place, an ``s3://`` store by downloading once into the pod's cache,
+hashing on the way, and renaming into the cache only when every digest matched. ``model.onnx``
+is then read through the verified handle (which re-checks its digest), so a file swapped in
+between is caught. Every failure is a :class:`LoadError` with a short ``reason`` for the
+load-failure metric.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import numpy as np
 import orjson
 
 from mlsteward.serving import batching, runtime, signatures
-from mlsteward.store import artifacts
+from mlsteward.store import artifacts, stores
+from mlsteward.store.errors import StoreError
 
-LoadReason = Literal["digest_mismatch", "invalid_schema", "invalid_graph"]
+LoadReason = Literal[
+    "digest_mismatch", "artifact_missing", "store_unavailable", "invalid_schema", "invalid_graph"
+]
 _log = logging.getLogger("mlsteward.serving.models")
 _AnyArray = np.ndarray[Any, Any]
 
@@ -64,8 +70,24 @@ class LoadedModel:
         }
 
 
+def open_store(location: str) -> stores.ArtifactStore:
+    """The store named by ``--store``; a relative directory is taken from the working directory."""
+    if "://" not in location:
+        location = str(pathlib.Path(location).resolve())
+    return stores.open_store(location)
+
+
+def _store_reason(error: StoreError) -> LoadReason:
+    if error.reason == "DigestMismatch":
+        return "digest_mismatch"
+    if error.reason in {"ObjectMissing", "BucketMissing"}:
+        return "artifact_missing"
+    return "store_unavailable"
+
+
 def load(
-    store: pathlib.Path,
+    store: stores.ArtifactStore,
+    cache_dir: pathlib.Path,
     name: str,
     ref: VersionRef,
     *,
@@ -79,12 +101,21 @@ def load(
 ) -> LoadedModel:
     """Open, verify, load and warm up one version; raises LoadError."""
     try:
-        verified = artifacts.open_artifact_in_store(store, ref.digest)
+        verified = store.fetch(ref.digest, cache_dir)
         schema = orjson.loads(verified.read("schema.json"))
         model_bytes = verified.read("model.onnx")
         profile = orjson.loads(verified.read("profile.json")) if "profile.json" in verified.files else {}
     except artifacts.ArtifactError as error:
         raise LoadError("digest_mismatch", f"artifact {ref.digest} refused: {error}") from error
+    except StoreError as error:
+        raise LoadError(
+            _store_reason(error),
+            f"artifact {ref.digest} from {store.location} refused ({error.reason}): {error}",
+        ) from error
+    except OSError as error:  # the cache cannot be written (disk full, read-only)
+        raise LoadError(
+            "store_unavailable", f"artifact {ref.digest}: cannot cache it in {cache_dir}: {error}"
+        ) from error
     except orjson.JSONDecodeError as error:
         raise LoadError(
             "invalid_schema", f"artifact {ref.digest}: a JSON file does not parse: {error}"

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from mlsteward.serving import errors, feed, metrics, models, protocol, routing, settings
+from mlsteward.store import stores
+from mlsteward.store.errors import StoreError
 
 _log = logging.getLogger("mlsteward.serving.service")
 _RETRY_FAILED_S = 15.0
@@ -79,6 +81,7 @@ class Service:
         self._watch = routing.FileWatch(config.server.routing)
         self._failed_at: float | None = None
         self._loaded: dict[str, models.LoadedModel] = {}
+        self._store: stores.ArtifactStore | None = None  # opened on the first load, off the loop
         self._id_prefix = f"{time.time_ns() & 0xFFFFFFFF:08x}"
         self._next_id = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -134,8 +137,14 @@ class Service:
         if cached is not None and cached.name == name and cached.version == ref.version:
             return cached
         runtime_config = self.config.runtime
+        if self._store is None:
+            try:
+                self._store = models.open_store(self.config.server.store)
+            except StoreError as error:
+                raise models.LoadError("store_unavailable", str(error)) from error
         return models.load(
-            self.config.server.store,
+            self._store,
+            self.config.server.cache_dir,
             name,
             ref,
             intra_op_threads=self.config.resolved_intra_op_threads(),

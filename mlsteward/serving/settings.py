@@ -47,8 +47,11 @@ class ServerSettings:
     """TCP port to listen on."""
     routing: pathlib.Path = pathlib.Path("routing.json")
     """The routing file (contracts §5; a mounted ConfigMap in a pod)."""
-    store: pathlib.Path = pathlib.Path("store")
-    """Root of the content-addressed artifact store."""
+    store: str = "store"
+    """The content-addressed artifact store: a directory (a PVC mount in a pod), ``file://`` or
+    ``s3://bucket/prefix`` (connection settings from the environment, see docs/store.md)."""
+    cache_dir: pathlib.Path = pathlib.Path("/tmp/mlsteward/artifacts")
+    """Where artifacts from an ``s3://`` store are downloaded, verified and kept (an emptyDir in a pod)."""
     max_body_bytes: int = 4 * 1024 * 1024
     """Largest request body accepted (bytes); larger ones get 413."""
     max_rows: int = 4096
@@ -136,7 +139,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "server.host": ("--host", "address to listen on (default 127.0.0.1)"),
     "server.port": ("--port", "TCP port (default 8080)"),
     "server.routing": ("--routing", "routing file, contracts §5 (a mounted ConfigMap)"),
-    "server.store": ("--store", "artifact store root directory"),
+    "server.store": ("--store", "artifact store: a directory, file:// or s3://bucket/prefix"),
+    "server.cache_dir": ("--cache-dir", "download cache for s3:// stores (default /tmp/mlsteward/artifacts)"),
     "server.max_body_bytes": ("--max-body-bytes", "largest request body (bytes, default 4 MiB)"),
     "server.max_rows": ("--max-rows", "most rows in one request (default 4096)"),
     "server.drain_delay_s": ("--drain-delay", "seconds to keep serving after SIGTERM (default 0)"),
@@ -275,6 +279,10 @@ def validate(config: ServeSettings) -> None:
         (config.monitor.flush_interval_s > 0, "--monitor-flush-interval must be > 0"),
         (config.monitor.timeout_s > 0, "--monitor-timeout must be > 0"),
         (config.explain.top_k >= 1, "--explain-top-k must be at least 1"),
+        (
+            "://" not in config.server.store or config.server.store.startswith(("s3://", "file://")),
+            f"--store must be a directory, file:// or s3://bucket/prefix, got {config.server.store!r}",
+        ),
         (
             config.monitor.url == "" or config.monitor.url.startswith("http://"),
             f"--monitor-url must be an http:// URL, got {config.monitor.url!r}",
