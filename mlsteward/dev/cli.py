@@ -87,6 +87,10 @@ def main(argv: list[str]) -> int:
         from mlsteward.dev.agent import cli as agent_cli
 
         return agent_cli.main(argv[1:])
+    if argv[:1] == ["chart"]:
+        from mlsteward.dev import chart
+
+        return chart.main(argv[1:])
     parser = argparse.ArgumentParser(prog="mlsteward dev", description=__doc__)
     parser.add_argument(
         "--cache",
@@ -118,6 +122,7 @@ def main(argv: list[str]) -> int:
             )
         command.set_defaults(func=func)
     sub.add_parser("agent", help="run the development node agent (see `mlsteward dev agent --help`)")
+    sub.add_parser("chart", help="copy charts/mlsteward/files/ from their sources (or --check them)")
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
