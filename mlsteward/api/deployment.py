@@ -85,9 +85,11 @@ class Canary(base.ApiModel):
     traffic_percent: int = pydantic.Field(default=10, ge=0, le=100)
     """Share of requests (0-100) the canary answers at the first step."""
     mode: Literal["split", "shadow"] = "split"
-    """split: the canary answers its share; shadow: both score every request, the stable answers."""
+    """split: traffic steps only; shadow: first a shadow step (both versions score every
+    request, the stable one answers, their agreement is analysed), then the traffic steps."""
     steps: list[int] = pydantic.Field(default_factory=list, max_length=10)
-    """Traffic shares to step through after analysis passes, ending in promotion."""
+    """Traffic shares to step through after the first one (trafficPercent) passes its analysis;
+    passing the last step promotes the canary."""
     analysis: CanaryAnalysis = pydantic.Field(default_factory=CanaryAnalysis)
     """Limits checked at every step; a breach rolls the canary back."""
 
@@ -96,7 +98,8 @@ class Approval(base.ApiModel):
     """Human approval before a new version takes traffic."""
 
     required: bool = False
-    """Wait for an approver's explicit approval of the exact version."""
+    """Wait for an approver's explicit approval of the exact version (an Approval object naming
+    this Deployment, the version and its artifact digest) before the canary takes traffic."""
 
 
 class ServingSettings(base.ApiModel):
@@ -143,6 +146,123 @@ class DeploymentSpec(base.ApiModel):
     """The audit record of every scored request: on by default, inputs off by default."""
 
 
+RolloutPhase = Literal[
+    "WaitingForApproval", "Shadow", "Progressing", "Inconclusive", "Promoted", "RolledBack", "KillSwitch"
+]
+
+
+class RolloutCounters(base.ApiModel):
+    """Cumulative counters summed over the serving pods' /metrics at one instant."""
+
+    stable_requests: float = 0
+    """Inference requests the stable version answered."""
+    stable_errors: float = 0
+    """Of those, answered with a 5xx status."""
+    canary_requests: float = 0
+    """Inference requests the canary answered."""
+    canary_errors: float = 0
+    """Of those, answered with a 5xx status."""
+    shadow_agree: float = 0
+    """Rows the shadow canary scored like the stable version."""
+    shadow_disagree: float = 0
+    """Rows the shadow canary scored differently."""
+    stable_latency: dict[str, float] = pydantic.Field(default_factory=dict)
+    """Cumulative latency histogram of the stable version (bucket upper bound -> count), when the
+    server labels latency by version."""
+    canary_latency: dict[str, float] = pydantic.Field(default_factory=dict)
+    """Cumulative latency histogram of the canary, as above."""
+    pods: int = pydantic.Field(default=0, ge=0)
+    """Serving pods that answered the scrape."""
+
+
+class AnalysisResult(base.ApiModel):
+    """The verdict of one canary analysis over a step's interval."""
+
+    verdict: Literal["Passed", "Failed", "Inconclusive"]
+    """Passed: next step; Failed: rolled back; Inconclusive: too little traffic, paused."""
+    at: str = pydantic.Field(json_schema_extra={"format": "date-time"})
+    """When the analysis ran."""
+    step: int = pydantic.Field(ge=1)
+    """The step analysed (1-based)."""
+    message: str = pydantic.Field(default="", max_length=4096)
+    """Every measured figure and the limit it was compared with."""
+    canary_requests: float | None = None
+    """Requests (or shadow rows) the canary answered in the step."""
+    canary_error_rate: float | None = None
+    """The canary's share of 5xx answers in the step."""
+    stable_error_rate: float | None = None
+    """The stable version's share of 5xx answers in the step."""
+    disagreement: float | None = None
+    """Share of shadow rows scored differently (shadow step)."""
+    canary_latency_p99_seconds: float | None = None
+    """The canary's p99 latency in the step, when measured per version."""
+    stable_latency_p99_seconds: float | None = None
+    """The stable version's p99 latency in the step, when measured per version."""
+
+
+class RolloutStatus(base.ApiModel):
+    """Where the current (or last) canary rollout stands."""
+
+    version: int = pydantic.Field(ge=1)
+    """The canary version."""
+    digest: str = pydantic.Field(pattern=base.SHA256_PATTERN)
+    """Its artifact digest."""
+    stable_version: int = pydantic.Field(ge=1)
+    """The version it is compared with and falls back to."""
+    phase: RolloutPhase
+    """WaitingForApproval, Shadow, Progressing, Inconclusive (paused: too little traffic),
+    Promoted, RolledBack (analysis failed) or KillSwitch (stopped by mlsteward rollback)."""
+    step: int = pydantic.Field(default=0, ge=0)
+    """Current step, 1-based; 0 before the first."""
+    steps: int = pydantic.Field(default=0, ge=0)
+    """Number of steps, the shadow step included."""
+    traffic_percent: int = pydantic.Field(default=0, ge=0, le=100)
+    """Share of requests the canary answers now (0 in shadow)."""
+    mode: Literal["split", "shadow"] = "split"
+    """The routing mode of the current step."""
+    step_started_at: str | None = pydantic.Field(default=None, json_schema_extra={"format": "date-time"})
+    """When the current step (or its current analysis interval) began."""
+    baseline: RolloutCounters | None = None
+    """The counters when the current step began; the analysis uses the difference."""
+    last_analysis: AnalysisResult | None = None
+    """The most recent analysis."""
+    requested_by: str | None = pydantic.Field(default=None, max_length=253)
+    """Who asked for the version (the retrain requester), when known; may not approve it."""
+    approved_by: str | None = pydantic.Field(default=None, max_length=253)
+    """The approver recorded by the Approval the rollout used."""
+    approval: str | None = pydantic.Field(default=None, max_length=253)
+    """Name of that Approval."""
+    message: str = pydantic.Field(default="", max_length=4096)
+    """What the rollout is doing or waiting for, in a sentence."""
+
+
+class HistoryRecord(base.ApiModel):
+    """One entry of the append-only, hash-chained serving history."""
+
+    version: int = pydantic.Field(ge=1)
+    """The version that serves from ``at`` on (for rolledBack and killSwitch: the one restored)."""
+    digest: str = pydantic.Field(pattern=base.SHA256_PATTERN)
+    """Its artifact digest."""
+    at: str = pydantic.Field(json_schema_extra={"format": "date-time"})
+    """When it happened (RFC 3339)."""
+    action: Literal["started", "promoted", "rolledBack", "killSwitch"]
+    """started: first version served or a version set by the spec; promoted: a canary passed
+    every step; rolledBack: a canary failed its analysis; killSwitch: mlsteward rollback."""
+    reason: str = pydantic.Field(default="", max_length=1024)
+    """Why, in a sentence."""
+    approved_by: str | None = pydantic.Field(
+        default=None, max_length=253, json_schema_extra={"nullable": True}
+    )
+    """The approver of a promoted version, or null."""
+    previous_hash: str | None = pydantic.Field(
+        default=None, pattern=base.SHA256_PATTERN, json_schema_extra={"nullable": True}
+    )
+    """The hash of the record before this one (null for the first)."""
+    hash: str = pydantic.Field(pattern=base.SHA256_PATTERN)
+    """sha256 hex of the canonical JSON (sorted keys, no spaces) of this record without ``hash``:
+    editing or removing any earlier record breaks the chain."""
+
+
 class DeploymentStatus(base.StatusBase):
     """What the operator observed for this Deployment."""
 
@@ -158,3 +278,11 @@ class DeploymentStatus(base.StatusBase):
     """The canary version, while a rollout is in progress."""
     canary_traffic_percent: int | None = pydantic.Field(default=None, ge=0, le=100)
     """Share of traffic the canary answers now."""
+    rollout: RolloutStatus | None = None
+    """The current or last canary rollout: step, versions, last analysis, approval."""
+    rejected_versions: list[int] = pydantic.Field(default_factory=list, max_length=100)
+    """Versions rolled back or stopped here; they are never rolled out again on this Deployment."""
+    kill_switch: str | None = pydantic.Field(default=None, max_length=128)
+    """The last mlsteward.io/rollback annotation value acted upon."""
+    history: list[HistoryRecord] = pydantic.Field(default_factory=list, max_length=1000)
+    """Append-only, hash-chained record of which version served from when (mlsteward history)."""

@@ -100,9 +100,11 @@ class Actions(base.ApiModel):
     alert: bool = True
     """Raise alerts (conditions, Events and the Prometheus alert rules)."""
     retrain: bool = False
-    """Ask the Model for a new version on sustained drift or degradation."""
+    """Ask the Model for a new version (its mlsteward.io/retrain annotation) when drift or
+    degradation lasts drift.consecutiveWindows evaluations in a row, each with enough samples."""
     require_approval: bool = False
-    """New versions wait for an approver before taking traffic."""
+    """New versions of the watched Deployment wait for an Approval before taking traffic (as if
+    the Deployment's approval.required were set)."""
     cooldown: str = pydantic.Field(default="6h", pattern=base.DURATION_PATTERN, max_length=32)
     """Minimum time between two retraining requests."""
     max_retrains_per_day: int = pydantic.Field(default=2, ge=0, le=48)
@@ -158,3 +160,11 @@ class MonitorStatus(base.StatusBase):
     """Windows in a row that breached."""
     features: list[FeatureDrift] = pydantic.Field(default_factory=list, max_length=520)
     """Per-feature scores, worst first."""
+    breaching_evaluations: int | None = pydantic.Field(default=None, ge=0)
+    """Evaluations in a row, each with enough samples, that found drift or degradation."""
+    last_retrain_request_time: str | None = pydantic.Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
+    """When this Monitor last asked its Model for a new version."""
+    retrain_requests_today: int | None = pydantic.Field(default=None, ge=0)
+    """Retraining requests made on the UTC day of the last one."""

@@ -6,7 +6,7 @@ import dataclasses
 
 import pydantic
 
-from mlsteward.api import deployment, model, monitor
+from mlsteward.api import approval, deployment, model, monitor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +58,7 @@ MODEL = Kind(
         PrinterColumn("Estimator", ".spec.estimator.className"),
         PrinterColumn("Latest", ".status.latestVersion", "integer", "Newest version started"),
         PrinterColumn("Champion", ".status.aliases.champion", "integer", "Version serving production"),
+        PrinterColumn("Challenger", ".status.aliases.challenger", "integer", "Candidate version"),
         PrinterColumn("Phase", ".status.phase"),
         _ready_column(),
         _age_column(),
@@ -81,6 +82,9 @@ DEPLOYMENT = Kind(
         PrinterColumn("Active", ".status.activeVersion", "integer", "Version answering most traffic"),
         PrinterColumn("Canary", ".status.canaryVersion", "integer"),
         PrinterColumn("Traffic", ".status.canaryTrafficPercent", "integer", "Canary share in percent"),
+        PrinterColumn("Rollout", ".status.rollout.phase", description="Canary rollout phase"),
+        PrinterColumn("Step", ".status.rollout.step", "integer", "Current canary step", priority=1),
+        PrinterColumn("Analysis", ".status.rollout.lastAnalysis.verdict", description="Last canary analysis"),
         PrinterColumn("Replicas", ".status.readyReplicas", "integer", "Ready serving pods"),
         _ready_column(),
         PrinterColumn("Endpoint", ".status.endpoint", priority=1),
@@ -109,4 +113,23 @@ MONITOR = Kind(
     ),
 )
 
-KINDS: tuple[Kind, ...] = (MODEL, DEPLOYMENT, MONITOR)
+APPROVAL = Kind(
+    kind="Approval",
+    plural="approvals",
+    singular="approval",
+    short_names=("mlapproval",),
+    description=(
+        "An approver's consent that one model version (by artifact digest) may take traffic on one "
+        "mlsteward Deployment. Immutable; the API server checks that approvedBy is the creating user."
+    ),
+    spec=approval.ApprovalSpec,
+    status=approval.ApprovalStatus,
+    columns=(
+        PrinterColumn("Deployment", ".spec.deployment"),
+        PrinterColumn("Version", ".spec.version", "integer"),
+        PrinterColumn("ApprovedBy", ".spec.approvedBy"),
+        _age_column(),
+    ),
+)
+
+KINDS: tuple[Kind, ...] = (MODEL, DEPLOYMENT, MONITOR, APPROVAL)

@@ -147,6 +147,14 @@ class Operator:
         self.monitors_by_deployment.set(namespace, name, None if event_type == "DELETED" else target)
         self._enqueue("Monitor", namespace, name, event_type)
 
+    def on_approval(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """An Approval appeared (or went): the Deployment it names may be waiting for it."""
+        if event_type == "DELETED":
+            return
+        deployment = (body.get("spec") or {}).get("deployment")
+        if deployment:
+            self.queue.add(("Deployment", body["metadata"]["namespace"], str(deployment)))
+
     def on_child(self, event_type: str | None, body: dict[str, Any]) -> None:
         """A Job or apps/v1 Deployment changed: reconcile its mlsteward owner (and Monitors)."""
         if self._echo(event_type, body) or not _relevant(event_type, body):
@@ -203,6 +211,10 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
     @kopf.on.event(group, version, "monitors", registry=registry)
     def monitor_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         operator.on_monitor(type, dict(body))
+
+    @kopf.on.event(group, version, "approvals", registry=registry)
+    def approval_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        operator.on_approval(type, dict(body))
 
     @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
     def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:

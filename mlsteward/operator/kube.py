@@ -35,6 +35,7 @@ _KINDS: dict[tuple[str, str], tuple[str, str]] = {
     (api.API_VERSION, "Model"): (f"/apis/{api.API_VERSION}", "models"),
     (api.API_VERSION, "Deployment"): (f"/apis/{api.API_VERSION}", "deployments"),
     (api.API_VERSION, "Monitor"): (f"/apis/{api.API_VERSION}", "monitors"),
+    (api.API_VERSION, "Approval"): (f"/apis/{api.API_VERSION}", "approvals"),
 }
 
 

@@ -22,9 +22,12 @@ Rule = dict[str, list[str]]
 def rules() -> list[Rule]:
     """The ClusterRole's rules, each with the reason it is needed."""
     return [
-        # Watch the three kinds; patch: the Monitor's finalizer.
+        # Watch the three kinds; patch: the Monitor's finalizer, a Model's retrain request (from
+        # its schedule or a Monitor) and its champion annotation (after a promotion).
         {"apiGroups": [api.GROUP], "resources": ["models", "deployments", "monitors"],
          "verbs": ["get", "list", "watch", "patch"]},
+        # Approvals are read, never written: only approvers create them (deploy/admission/approvals.yaml).
+        {"apiGroups": [api.GROUP], "resources": ["approvals"], "verbs": ["get", "list", "watch"]},
         # Status is written with explicit merge patches.
         {"apiGroups": [api.GROUP], "resources": ["models/status", "deployments/status", "monitors/status"],
          "verbs": ["get", "patch"]},

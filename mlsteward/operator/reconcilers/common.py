@@ -30,6 +30,12 @@ class Plan:
     delete: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     events: list[Event] = dataclasses.field(default_factory=list)
     requeue_after: float | None = None
+    annotate: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    """Annotations to set on the parent after its status (None removes one): requests to
+    itself, such as a scheduled retrain, that go through the same path as a person's."""
+    patches: list[tuple[dict[str, Any], dict[str, Any]]] = dataclasses.field(default_factory=list)
+    """(object reference, merge patch) for other objects, written after the status: a
+    Monitor's retraining request on its Model."""
 
 
 @dataclasses.dataclass
@@ -89,5 +95,12 @@ async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) ->
         await context.kube.delete(child)
     if status_changed(body, plan.status):
         await context.kube.patch_status(body, plan.status)
+    if plan.annotate:
+        await context.kube.merge_patch(kube.path_of(body), {"metadata": {"annotations": plan.annotate}})
+    for target, patch in plan.patches:
+        try:
+            await context.kube.merge_patch(kube.path_of(target), patch)
+        except kube.NotFoundError:
+            _log.warning("%s %s is gone; its patch was dropped", target["kind"], target["metadata"]["name"])
     for event in plan.events:
         context.spawn(context.kube.emit_event(body, event.reason, event.message, event.type, now))

@@ -6,13 +6,16 @@ afterwards a version that stops resolving leaves the children serving what they 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import pydantic
 
 from mlsteward.api import deployment as api_deployment
 from mlsteward.api import model as api_model
-from mlsteward.operator import conditions, kube
+from mlsteward.operator import conditions, history, kube, rollouts
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import common as builders
 from mlsteward.operator.builders import serving
@@ -20,6 +23,8 @@ from mlsteward.operator.conditions import Reason
 from mlsteward.operator.reconcilers import common
 
 API_VERSION = "mlsteward.io/v1alpha1"
+REQUESTED_BY_ANNOTATION = "mlsteward.io/requested-by"
+CHAMPION_ANNOTATION = "mlsteward.io/champion"
 
 
 def resolve(
@@ -61,9 +66,13 @@ def plan(
     observed: dict[str, dict[str, Any] | None],
     settings: settings_module.Settings,
     now: str,
+    approvals: Sequence[dict[str, Any]] = (),
+    monitor_requires_approval: bool = False,
+    pages: Sequence[str] | None = None,
 ) -> common.Plan:
     """Children and status from the Model and the observed children (``observed`` by kind:
-    ``Deployment`` and ``HorizontalPodAutoscaler``, each None when absent)."""
+    ``Deployment`` and ``HorizontalPodAutoscaler``, each None when absent), the Approvals in
+    the namespace, and the serving pods' /metrics pages (None: not read)."""
     meta = body["metadata"]
     generation = int(meta.get("generation", 1))
     status = body.get("status") or {}
@@ -74,20 +83,45 @@ def plan(
     delete: list[dict[str, Any]] = []
     canary: serving.Target | None = None
     share = 0
+    mode = "split"
+    served: list[dict[str, Any]] = list(status.get("history") or [])
+    rollout_status = status.get("rollout")
+    rejected: list[int] = list(status.get("rejectedVersions") or [])
+    kill_switch = status.get("killSwitch")
+    requeue_rollout: float | None = None
     if target is not None and model is not None:
-        if spec.canary is not None:
-            canary_version = spec.canary.version
-            alias = None if canary_version is not None else "challenger"
-            candidate, _ = resolve(model, canary_version, alias)
-            if candidate is not None and candidate.version != target.version:
-                canary, share = candidate, spec.canary.traffic_percent
+        step = _rollout(
+            body,
+            spec,
+            model,
+            target,
+            served=served,
+            rejected=rejected,
+            approvals=approvals,
+            monitor_requires_approval=monitor_requires_approval,
+            pages=pages,
+            now=now,
+        )
+        target, canary, share, mode = step.stable, step.canary, step.share, step.mode
+        rollout_status, requeue_rollout = step.rollout, step.requeue_after
+        kill_switch = step.kill_switch or kill_switch
+        rejected = sorted(set(rejected) | set(step.rejected))[-100:]
+        events += [common.Event(n.reason, n.message[:1024], n.type) for n in step.notes]
+        records = list(step.history)
+        last = served[-1] if served else None
+        if not records and (last is None or last.get("version") != target.version):
+            reason = "first version served" if last is None else "the spec or the Model's alias changed"
+            records.append(
+                {"version": target.version, "digest": target.digest, "action": "started", "reason": reason}
+            )
+        served = rollouts.stamp(served, records, now)
         artifact_store = api_model.ModelSpec.model_validate(model["spec"]).artifact_store
         routing = serving.Routing(
             model=spec.model_ref.name,
             champion=target,
             challenger=canary,
             share=share,
-            mode=spec.canary.mode if spec.canary is not None else "split",
+            mode=mode,
         )
         apply.append(serving.build_routing_config_map(routing, owner))
         apply.append(
@@ -172,8 +206,103 @@ def plan(
         new_status["activeVersion"] = target.version
         new_status["canaryVersion"] = canary.version if canary is not None else None
         new_status["canaryTrafficPercent"] = share if canary is not None else None
+        new_status["history"] = served
+        new_status["rejectedVersions"] = rejected
+        if rollout_status is not None:
+            new_status["rollout"] = {k: v for k, v in rollout_status.items() if v is not None}
+        if kill_switch is not None:
+            new_status["killSwitch"] = kill_switch
     requeue = settings.resync_seconds if rolled_out or target is None else 30.0
+    if requeue_rollout is not None:
+        requeue = min(requeue, requeue_rollout)
     return common.Plan(status=new_status, apply=apply, delete=delete, events=events, requeue_after=requeue)
+
+
+def _rollout(
+    body: dict[str, Any],
+    spec: api_deployment.DeploymentSpec,
+    model: dict[str, Any],
+    stable: serving.Target,
+    *,
+    served: list[dict[str, Any]],
+    rejected: list[int],
+    approvals: Sequence[dict[str, Any]],
+    monitor_requires_approval: bool,
+    pages: Sequence[str] | None,
+    now: str,
+) -> rollouts.Outcome:
+    """The rollout part of a pass: the stable version the Deployment decided on (a promotion or
+    a kill switch holds even before the Model's alias follows), the candidate, the kill switch,
+    then :func:`rollouts.advance`."""
+    status = body.get("status") or {}
+    current = status.get("rollout")
+    if spec.model_ref.version is None and current and current.get("phase") in {"Promoted", "KillSwitch"}:
+        decided, _ = resolve(model, int(current.get("stableVersion") or 0), None)
+        if decided is not None:
+            stable = decided
+    candidate = None
+    if spec.canary is not None:
+        version = spec.canary.version
+        candidate, _ = resolve(model, version, None if version is not None else "challenger")
+        if candidate is not None and (candidate.version == stable.version or candidate.version in rejected):
+            candidate = None
+    annotations = body["metadata"].get("annotations") or {}
+    token = annotations.get(rollouts.ROLLBACK_ANNOTATION)
+    kill: tuple[str, int | None] | None = None
+    kill_target = None
+    if token and token != status.get("killSwitch"):
+        wanted = str(annotations.get(rollouts.ROLLBACK_VERSION_ANNOTATION, ""))
+        kill = (str(token)[:128], int(wanted) if wanted.isdigit() else None)
+        if kill[1] is not None:
+            kill_target, _ = resolve(model, kill[1], None)
+        else:
+            before = history.last_served_before(served, stable.version)
+            if before is not None:
+                kill_target, _ = resolve(model, int(before["version"]), None)
+    requested_by = ((model.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_BY_ANNOTATION)
+    return rollouts.advance(
+        deployment=body["metadata"]["name"],
+        rollout=current,
+        stable=stable,
+        candidate=candidate,
+        canary=spec.canary or api_deployment.Canary(),
+        approval_required=spec.approval.required or monitor_requires_approval,
+        approvals=approvals,
+        requested_by=requested_by,
+        kill=kill,
+        kill_target=kill_target,
+        served=served,
+        pages=pages,
+        now=now,
+    )
+
+
+async def _metrics_pages(context: common.Context, namespace: str, name: str) -> list[str]:
+    """Every running serving pod's /metrics, read by pod IP (a pod that does not answer is skipped)."""
+    pods = await context.kube.list(
+        kube.path("v1", "Pod", namespace),
+        label_selector=f"{builders.LABEL_DEPLOYMENT}={builders.label_value(name)}",
+    )
+    addresses = [
+        p["status"]["podIP"]
+        for p in pods
+        if p.get("status", {}).get("phase") == "Running"
+        and p["status"].get("podIP")
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+    timeout = aiohttp.ClientTimeout(total=context.settings.summary_timeout_seconds)
+
+    async def fetch(session: aiohttp.ClientSession, address: str) -> str | None:
+        url = f"http://{address}:{context.settings.server_port}/metrics"
+        try:
+            async with session.get(url) as response:
+                return await response.text() if response.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError):
+            return None
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        answers = await asyncio.gather(*(fetch(session, a) for a in addresses))
+    return [a for a in answers if a is not None]
 
 
 async def reconcile(context: common.Context, namespace: str, name: str, now: str) -> float | None:
@@ -191,19 +320,57 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
             kube.path("autoscaling/v2", "HorizontalPodAutoscaler", namespace, name)
         ),
     }
+    approvals: list[dict[str, Any]] = []
+    monitor_requires_approval = False
+    pages: list[str] | None = None
+    annotations = body["metadata"].get("annotations") or {}
+    if spec.canary is not None or annotations.get(rollouts.ROLLBACK_ANNOTATION):
+        approvals = await context.kube.list(kube.path(API_VERSION, "Approval", namespace))
+        monitors = await context.kube.list(kube.path(API_VERSION, "Monitor", namespace))
+        monitor_requires_approval = any(
+            (m.get("spec") or {}).get("deploymentRef", {}).get("name") == name
+            and ((m.get("spec") or {}).get("actions") or {}).get("requireApproval")
+            for m in monitors
+        )
+        if spec.canary is not None and observed["Deployment"] is not None:
+            pages = await _metrics_pages(context, namespace, name)
     uid = body["metadata"]["uid"]
     for kind, child in list(observed.items()):
         refs = (child or {}).get("metadata", {}).get("ownerReferences") or []
         if child is not None and not any(r.get("uid") == uid for r in refs):
             observed[kind] = None  # not ours: never delete or report someone else's object
-    result = plan(body, spec, model=model, observed=observed, settings=context.settings, now=now)
+    extra: dict[str, Any] = {
+        "approvals": approvals,
+        "monitor_requires_approval": monitor_requires_approval,
+        "pages": pages,
+    }
+    result = plan(body, spec, model=model, observed=observed, settings=context.settings, now=now, **extra)
     # Apply first, then compute status from what the apply returned (the freshest child).
     for child in result.apply:
         applied = await context.kube.apply(child, common.FIELD_MANAGER)
         if child["kind"] == "Deployment" and child["apiVersion"] == "apps/v1":
             observed["Deployment"] = applied
-    result = plan(body, spec, model=model, observed=observed, settings=context.settings, now=now)
+    result = plan(body, spec, model=model, observed=observed, settings=context.settings, now=now, **extra)
     result.apply = []
-    result.status = {k: v for k, v in result.status.items()}
     await common.write(context, body, result, now)
+    await _sync_champion(context, model, result.status)
     return result.requeue_after
+
+
+async def _sync_champion(
+    context: common.Context, model: dict[str, Any] | None, status: dict[str, Any]
+) -> None:
+    """After a promotion or a kill switch, make the Model's champion alias follow (through its
+    mlsteward.io/champion annotation, which the Model reconciler honours)."""
+    rollout = status.get("rollout") or {}
+    if model is None or rollout.get("phase") not in {"Promoted", "KillSwitch"}:
+        return
+    decided = rollout.get("stableVersion")
+    if decided != status.get("activeVersion"):
+        return
+    annotations = (model.get("metadata") or {}).get("annotations") or {}
+    champion = ((model.get("status") or {}).get("aliases") or {}).get("champion")
+    if champion == decided or annotations.get(CHAMPION_ANNOTATION) == str(decided):
+        return
+    patch = {"metadata": {"annotations": {CHAMPION_ANNOTATION: str(decided)}}}
+    await context.kube.merge_patch(kube.path_of(model), patch)

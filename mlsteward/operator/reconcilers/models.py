@@ -9,13 +9,14 @@ a time. Version N's Job is always named ``<model>-v<N>``; a Job found without a 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import pathlib
 from typing import Any
 
 import pydantic
 
 from mlsteward.api import model as api_model
-from mlsteward.operator import conditions, kube, outcomes, specs
+from mlsteward.operator import challenges, conditions, kube, outcomes, retraining, specs
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import common as builders
 from mlsteward.operator.builders import training
@@ -24,6 +25,7 @@ from mlsteward.operator.reconcilers import common
 from mlsteward.store import artifacts
 
 MAX_VERSIONS = 20
+CHAMPION_ANNOTATION = "mlsteward.io/champion"
 Version = dict[str, Any]
 
 
@@ -74,6 +76,15 @@ def cache_candidates(body: dict[str, Any], spec: api_model.ModelSpec) -> list[st
     ]
 
 
+def s3_reuse_candidate(body: dict[str, Any], spec: api_model.ModelSpec) -> str | None:
+    """For an S3 store, the newest cached digest the training Job checks and reuses itself:
+    the operator never reads the bucket's credentials, so it cannot verify the artifact."""
+    if spec.artifact_store.s3 is None:
+        return None
+    candidates = cache_candidates(body, spec)
+    return candidates[-1] if candidates else None
+
+
 def _lineage_complete(v: Version) -> bool:
     artifact = v.get("artifact") or {}
     return bool(
@@ -86,7 +97,14 @@ def _promotable(v: Version) -> bool:
         v.get("phase") == "Succeeded"
         and bool((v.get("gates") or {}).get("promotable"))
         and _lineage_complete(v)
+        and not v.get("documentationMissing")
     )
+
+
+def documentation_message(v: Version) -> str:
+    """Why a version with empty required documentation may not be promoted, naming the fields."""
+    fields = ", ".join(f"spec.{f}" for f in v.get("documentationMissing") or [])
+    return f"version {v['version']} is not promotable: required documentation is empty ({fields})"
 
 
 def _finish(v: Version, job: dict[str, Any], message: str | None) -> common.Event:
@@ -210,7 +228,18 @@ def plan(
     token = specs.retrain_token(body)
     newest = versions[-1] if versions else None
     training_now = [v for v in versions if v.get("phase") == "Training"]
-    wanted = newest is None or newest.get("generation") != generation or newest.get("retrainToken") != token
+    auto = dict(status.get("retraining") or {})
+    handled = token is not None and token == auto.get("lastRequest")
+    wanted = (
+        newest is None
+        or newest.get("generation") != generation
+        or (newest.get("retrainToken") != token and not handled)
+    )
+    only_token = newest is not None and newest.get("generation") == generation
+    if wanted and not training_now and only_token and token is not None and retraining.is_automatic(token):
+        wanted = _admit_automatic(token, spec, versions=versions, auto=auto, events=events, now=now)
+    annotate: dict[str, str | None] = {}
+    schedule_delay = _schedule(body, spec, token=token, auto=auto, annotate=annotate, events=events, now=now)
     apply: list[dict[str, Any]] = []
     if wanted and not training_now:
         number = max([int(status.get("latestVersion") or 0), *by_number]) + 1
@@ -225,6 +254,9 @@ def plan(
         }
         if token is not None:
             record["retrainToken"] = token
+        # The card the version is trained with, not a later edit, decides (spec.card.required).
+        if spec.card.missing_required():
+            record["documentationMissing"] = spec.card.missing_required()
         hit = next(
             (
                 v
@@ -263,6 +295,7 @@ def plan(
                 retrain_token=token,
                 spec_hash=spec_hash,
                 settings=settings,
+                reuse_digest=s3_reuse_candidate(body, spec),
             )
             record.update(phase="Training", jobName=job["metadata"]["name"])
             apply.append(job)
@@ -275,9 +308,17 @@ def plan(
         by_number[number] = record
         training_now = [v for v in versions if v.get("phase") == "Training"]
 
+    for v in versions:
+        if v.get("documentationMissing") and v.get("phase") == "Succeeded":
+            v.update(reason="DocumentationMissing", message=documentation_message(v))
     aliases = dict(status.get("aliases") or {})
     promotable = [v for v in versions if _promotable(v)]
     champion = aliases.get("champion")
+    pinned = str((meta.get("annotations") or {}).get(CHAMPION_ANNOTATION, ""))
+    if pinned.isdigit() and int(pinned) != champion and int(pinned) in {v["version"] for v in promotable}:
+        # A Deployment promoted (or rolled back to) this version: it is the champion now.
+        champion = int(pinned)
+        events.append(common.Event(Reason.CHAMPION_SET, f"version {champion} is now the champion (promoted)"))
     if champion not in {v["version"] for v in promotable}:
         champion = None
     if champion is None and promotable:
@@ -285,10 +326,28 @@ def plan(
         events.append(common.Event(Reason.CHAMPION_SET, f"version {champion} is now the champion"))
     # The challenger: the newest promotable version after the champion with a different artifact.
     champion_digest = (by_number[champion].get("artifact") or {}).get("digest") if champion else None
+    for v in promotable:
+        if champion is None or v["version"] <= champion or v.get("challenge") is not None:
+            continue
+        if v["artifact"]["digest"] == champion_digest:
+            continue
+        v["challenge"] = challenges.compare(by_number[champion], v, spec.retraining.challenger_gates)
+        if not v["challenge"]["passed"]:
+            v.update(reason=str(Reason.CHALLENGER_REJECTED), message=v["challenge"]["message"])
+            events.append(
+                common.Event(
+                    Reason.CHALLENGER_REJECTED,
+                    f"version {v['version']}: {v['challenge']['message']}"[:1024],
+                    "Warning",
+                )
+            )
     challengers = [
         v["version"]
         for v in promotable
-        if champion is not None and v["version"] > champion and v["artifact"]["digest"] != champion_digest
+        if champion is not None
+        and v["version"] > champion
+        and v["artifact"]["digest"] != champion_digest
+        and (v.get("challenge") or {}).get("passed", True)
     ]
     challenger = challengers[-1] if challengers else None
     if challenger is not None and challenger != aliases.get("challenger"):
@@ -326,7 +385,7 @@ def plan(
         detail = (
             f": version {newest['version']} failed ({newest.get('reason')}): {newest.get('message')}"
             if failed and newest
-            else ""
+            else (f"; {documentation_message(newest)}" if newest and newest.get("documentationMissing") else "")
         )
         desired.append(
             conditions.condition(
@@ -370,8 +429,97 @@ def plan(
             status.get("conditions") or [], desired, generation=generation, now=now
         ),
     }
+    if auto:
+        new_status["retraining"] = auto
     requeue = settings.training_poll_seconds if training_now else settings.resync_seconds
-    return common.Plan(status=new_status, apply=apply, events=events, requeue_after=requeue)
+    if schedule_delay is not None:
+        requeue = min(requeue, schedule_delay)
+    return common.Plan(
+        status=new_status, apply=apply, events=events, requeue_after=requeue, annotate=annotate
+    )
+
+
+def _time(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
+def _admit_automatic(
+    token: str,
+    spec: api_model.ModelSpec,
+    *,
+    versions: list[Version],
+    auto: dict[str, Any],
+    events: list[common.Event],
+    now: str,
+) -> bool:
+    """Whether an automatic request (drift or schedule) may start a version; records the answer
+    in ``auto`` (status.retraining) and says why in an Event."""
+    current = _time(now) or datetime.datetime.now(datetime.UTC)
+    auto["lastRequest"] = token
+    if token.startswith(retraining.SCHEDULE_PREFIX):
+        auto["lastScheduleTime"] = now
+    policy = spec.retraining
+    budget = retraining.Budget(specs.duration_seconds(policy.cooldown), policy.max_per_day)
+    last = _time(auto.get("lastRetrainTime"))
+    refusal = budget.refusal(last, int(auto.get("retrainsToday") or 0), current)
+    if token.startswith(retraining.DRIFT_PREFIX) and not policy.on_drift:
+        refusal = "spec.retraining.onDrift is false"
+    if refusal is not None:
+        auto["message"] = f"request {token} refused: {refusal}"[:1024]
+        events.append(common.Event(Reason.RETRAIN_REFUSED, auto["message"], "Warning"))
+        return False
+    pinned = spec.dataset.sha256
+    trained = next((v for v in reversed(versions) if v.get("phase") == "Succeeded"), None)
+    if pinned is not None and trained is not None and trained.get("datasetSha256") == pinned:
+        auto["message"] = (
+            f"request {token}: nothing to retrain, the dataset digest sha256:{pinned} is the one "
+            f"version {trained['version']} learned from"
+        )
+        events.append(common.Event(Reason.NOTHING_TO_RETRAIN, auto["message"]))
+        return False
+    auto["retrainsToday"] = retraining.Budget.count_after(last, int(auto.get("retrainsToday") or 0), current)
+    auto["lastRetrainTime"] = now
+    auto["message"] = f"request {token} started a new version"
+    events.append(common.Event(Reason.RETRAIN_STARTED, auto["message"]))
+    return True
+
+
+def _schedule(
+    body: dict[str, Any],
+    spec: api_model.ModelSpec,
+    *,
+    token: str | None,
+    auto: dict[str, Any],
+    annotate: dict[str, str | None],
+    events: list[common.Event],
+    now: str,
+) -> float | None:
+    """Ask for a scheduled retrain (through the annotation) when a cron time passed; the
+    seconds until the next cron time."""
+    schedule = spec.retraining.schedule
+    current = _time(now)
+    if schedule is None or current is None:
+        return None
+    created = _time(body["metadata"].get("creationTimestamp")) or current
+    after = max(created, _time(auto.get("lastScheduleTime")) or created)
+    try:
+        fired = retraining.last_fire(schedule, after, current)
+        upcoming = retraining.next_fire(schedule, current)
+    except retraining.CronError as error:
+        auto["message"] = str(error)[:1024]
+        return None
+    if fired is not None:
+        wanted = retraining.SCHEDULE_PREFIX + retraining.token_time(fired)
+        if token != wanted and auto.get("lastRequest") != wanted:
+            annotate[specs.RETRAIN_ANNOTATION] = wanted
+            events.append(common.Event(Reason.SCHEDULED_RETRAIN, f"schedule {schedule!r} fired at {wanted}"))
+    return None if upcoming is None else max((upcoming - current).total_seconds(), 1.0)
 
 
 def _clean(v: Version) -> Version:

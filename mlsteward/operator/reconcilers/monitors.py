@@ -15,7 +15,7 @@ from typing import Any, Literal
 import aiohttp
 
 from mlsteward.api import monitor as api_monitor
-from mlsteward.operator import conditions, kube
+from mlsteward.operator import conditions, kube, retraining, specs
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import common as builders
 from mlsteward.operator.builders import monitoring
@@ -106,6 +106,7 @@ def plan(
     *,
     target: dict[str, Any] | None,
     digest: str | None,
+    model: dict[str, Any] | None = None,
     summaries: list[dict[str, Any]] | None,
     settings: settings_module.Settings,
     now: str,
@@ -120,6 +121,7 @@ def plan(
     previous = status.get("conditions") or []
     events: list[common.Event] = []
     apply: list[dict[str, Any]] = []
+    patches: list[tuple[dict[str, Any], dict[str, Any]]] = []
     desired: list[conditions.Condition] = []
     new_status: dict[str, Any] = {"observedGeneration": generation}
     ref = spec.deployment_ref.name
@@ -221,6 +223,20 @@ def plan(
                         )
                     )
             desired += [drifting, degraded, insufficient]
+            breaching = insufficient["status"] == "False" and "True" in {
+                drifting["status"],
+                degraded["status"],
+            }
+            _retrain(
+                body,
+                spec,
+                model=model,
+                breaching=breaching,
+                new_status=new_status,
+                events=events,
+                patches=patches,
+                now=now,
+            )
         else:
             desired += [
                 c
@@ -241,7 +257,61 @@ def plan(
         {k: c[k] for k in ("type", "status", "reason", "message") if k in c} for c in desired
     ]
     new_status["conditions"] = conditions.merge(previous, bare, generation=generation, now=now)
-    return common.Plan(status=new_status, apply=apply, events=events)
+    return common.Plan(status=new_status, apply=apply, events=events, patches=patches)
+
+
+def _retrain(
+    body: dict[str, Any],
+    spec: api_monitor.MonitorSpec,
+    *,
+    model: dict[str, Any] | None,
+    breaching: bool,
+    new_status: dict[str, Any],
+    events: list[common.Event],
+    patches: list[tuple[dict[str, Any], dict[str, Any]]],
+    now: str,
+) -> None:
+    """Count breaching evaluations and, with actions.retrain, ask the Model for a new version
+    after drift.consecutiveWindows of them in a row, within the cooldown and the daily cap."""
+    status = body.get("status") or {}
+    count = int(status.get("breachingEvaluations") or 0) + 1 if breaching else 0
+    new_status["breachingEvaluations"] = count
+    if not spec.actions.retrain or count < spec.drift.consecutive_windows or model is None:
+        return
+    current = _parse_time(now)
+    if current is None:
+        return
+    last = _parse_time(status.get("lastRetrainRequestTime"))
+    today = int(status.get("retrainRequestsToday") or 0)
+    budget = retraining.Budget(
+        specs.duration_seconds(spec.actions.cooldown), spec.actions.max_retrains_per_day
+    )
+    refusal = budget.refusal(last, today, current)
+    name = model["metadata"]["name"]
+    if refusal is not None:
+        if count == spec.drift.consecutive_windows:
+            text = f"drift for {count} evaluations in a row; no retraining request to Model {name}: {refusal}"
+            events.append(common.Event(Reason.RETRAIN_THROTTLED, text, "Warning"))
+        return
+    token = f"{retraining.DRIFT_PREFIX}{body['metadata']['name'][:80]}/{retraining.token_time(current)}"
+    ref = {
+        "apiVersion": API_VERSION,
+        "kind": "Model",
+        "metadata": {"name": name, "namespace": model["metadata"]["namespace"]},
+    }
+    annotations: dict[str, str | None] = {specs.RETRAIN_ANNOTATION: token, "mlsteward.io/requested-by": None}
+    patches.append((ref, {"metadata": {"annotations": annotations}}))
+    new_status.update(
+        breachingEvaluations=0,
+        lastRetrainRequestTime=now,
+        retrainRequestsToday=retraining.Budget.count_after(last, today, current),
+    )
+    events.append(
+        common.Event(
+            Reason.RETRAIN_REQUESTED,
+            f"drift for {count} evaluations in a row: asked Model {name} to retrain ({token})",
+        )
+    )
 
 
 async def _summaries(context: common.Context, namespace: str, target_name: str) -> list[dict[str, Any]]:
@@ -314,6 +384,7 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
     target = await context.kube.get(kube.path(API_VERSION, "Deployment", namespace, target_name))
     apps = await context.kube.get(kube.path("apps/v1", "Deployment", namespace, target_name))
     digest = None
+    model = None
     if target is not None and apps is not None:
         active = (target.get("status") or {}).get("activeVersion")
         model_name = (target.get("spec") or {}).get("modelRef", {}).get("name", "")
@@ -326,7 +397,14 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
     if digest is not None and due <= 0:
         summaries = await _summaries(context, namespace, target_name)
     result = plan(
-        body, spec, target=target, digest=digest, summaries=summaries, settings=context.settings, now=now
+        body,
+        spec,
+        target=target,
+        digest=digest,
+        model=model,
+        summaries=summaries,
+        settings=context.settings,
+        now=now,
     )
     if digest is not None:
         await context.kube.apply(

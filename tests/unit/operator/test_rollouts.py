@@ -1,0 +1,273 @@
+"""The safe model loop's pure parts: history chain, canary analysis, the rollout state
+machine, retraining decisions (cron, cooldown, cap) and the relative challenger gates."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from mlsteward.api import deployment as api_deployment
+from mlsteward.api import model as api_model
+from mlsteward.operator import analysis, challenges, history, retraining, rollouts
+from mlsteward.operator.builders import serving
+
+Json = dict[str, Any]
+STABLE = serving.Target(1, "1" * 64)
+CANDIDATE = serving.Target(2, "2" * 64)
+T0 = "2026-11-23T10:00:00Z"
+
+
+def _at(seconds: float) -> str:
+    moment = history.parse_time(T0) + datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _page(stable_ok: int, canary_ok: int, canary_5xx: int = 0, agree: int = 0, disagree: int = 0) -> str:
+    return "\n".join(
+        [
+            "# TYPE mlsteward_serving_requests_total counter",
+            f'mlsteward_serving_requests_total{{code="200",model="m",version="1"}} {stable_ok}',
+            f'mlsteward_serving_requests_total{{code="200",model="m",version="2"}} {canary_ok}',
+            f'mlsteward_serving_requests_total{{code="500",model="m",version="2"}} {canary_5xx}',
+            f'mlsteward_serving_shadow_rows_total{{outcome="agree"}} {agree}',
+            f'mlsteward_serving_shadow_rows_total{{outcome="disagree"}} {disagree}',
+            'mlsteward_serving_shadow_rows_created{outcome="agree"} 1.7e9',
+        ]
+    )
+
+
+def test_history_records_chain_and_any_edit_or_removal_is_reported() -> None:
+    chain = history.append([], version=1, digest="1" * 64, at=T0, action="started", reason="first")
+    chain = history.append(
+        chain, version=2, digest="2" * 64, at=_at(60), action="promoted", reason="ok", approved_by="bob"
+    )
+    chain = history.append(chain, version=1, digest="1" * 64, at=_at(120), action="killSwitch", reason="stop")
+    assert set(chain[1]) == {
+        "version",
+        "digest",
+        "at",
+        "action",
+        "reason",
+        "approvedBy",
+        "previousHash",
+        "hash",
+    }
+    assert chain[1]["previousHash"] == chain[0]["hash"] and history.verify(chain) == []
+    edited = [dict(r) for r in chain]
+    edited[1]["approvedBy"] = "mallory"
+    assert any("history[1]" in p and "edited" in p for p in history.verify(edited))
+    assert any("history[1]" in p for p in history.verify([chain[0], chain[2]]))
+    # A null approver is hashed the same whether the key is stored as null or pruned.
+    pruned = {k: v for k, v in chain[0].items() if v is not None}
+    assert history.record_hash(pruned) == chain[0]["hash"]
+
+
+def test_which_version_served_at_a_time_is_the_last_record_at_or_before_it() -> None:
+    chain = history.append([], version=1, digest="1" * 64, at=T0, action="started", reason="")
+    chain = history.append(chain, version=2, digest="2" * 64, at=_at(60), action="promoted", reason="")
+    assert history.served_at(chain, history.parse_time(_at(-1))) is None
+    assert history.served_at(chain, history.parse_time(_at(30)))["version"] == 1  # type: ignore[index]
+    assert history.served_at(chain, history.parse_time(_at(60)))["version"] == 2  # type: ignore[index]
+    assert history.last_served_before(chain, 2)["version"] == 1  # type: ignore[index]
+
+
+def test_counters_sum_the_pods_and_split_requests_and_errors_by_version() -> None:
+    summed = analysis.counters([_page(10, 5, 1), _page(20, 5, 0)], stable=1, canary=2)
+    assert summed["stableRequests"] == 30 and summed["canaryRequests"] == 11 and summed["canaryErrors"] == 1
+    assert summed["pods"] == 2 and summed["shadowAgree"] == 0
+
+
+def test_analysis_fails_on_an_error_rate_increase_and_pauses_on_too_little_traffic() -> None:
+    limits = api_deployment.CanaryAnalysis(minRequests=20, maxErrorRateIncrease=0.05)
+    before = analysis.counters([_page(0, 0)], stable=1, canary=2)
+    good = analysis.judge(
+        before,
+        analysis.counters([_page(100, 50, 1)], stable=1, canary=2),
+        limits,
+        mode="split",
+        step=1,
+        now=T0,
+    )
+    assert good["verdict"] == "Passed" and good["canaryErrorRate"] == pytest.approx(1 / 51)
+    bad = analysis.judge(
+        before,
+        analysis.counters([_page(100, 40, 10)], stable=1, canary=2),
+        limits,
+        mode="split",
+        step=1,
+        now=T0,
+    )
+    assert bad["verdict"] == "Failed" and "maxErrorRateIncrease" in bad["message"]
+    thin = analysis.judge(
+        before, analysis.counters([_page(100, 5)], stable=1, canary=2), limits, mode="split", step=1, now=T0
+    )
+    assert thin["verdict"] == "Inconclusive" and "minRequests=20" in thin["message"]
+
+
+def test_a_shadow_step_fails_on_disagreement() -> None:
+    limits = api_deployment.CanaryAnalysis(minRequests=10, maxDisagreement=0.1)
+    before = analysis.counters([_page(0, 0)], stable=1, canary=2)
+    drifted = analysis.counters([_page(0, 0, agree=70, disagree=30)], stable=1, canary=2)
+    verdict = analysis.judge(before, drifted, limits, mode="shadow", step=1, now=T0)
+    assert verdict["verdict"] == "Failed" and verdict["disagreement"] == pytest.approx(0.3)
+
+
+def test_p99_latency_is_compared_when_labelled_by_version() -> None:
+    limits = api_deployment.CanaryAnalysis(minRequests=1, maxLatencyP99IncreasePercent=20)
+    line = 'mlsteward_serving_request_duration_seconds_bucket{{le="{le}",model="m",version="{v}"}} {n}'
+    page = "\n".join(
+        [_page(100, 100)]
+        + [line.format(le=le, v="1", n=n) for le, n in (("0.01", 100), ("+Inf", 100))]
+        + [line.format(le=le, v="2", n=n) for le, n in (("0.01", 50), ("0.1", 100), ("+Inf", 100))]
+    )
+    verdict = analysis.judge(
+        {}, analysis.counters([page], stable=1, canary=2), limits, mode="split", step=1, now=T0
+    )
+    assert verdict["verdict"] == "Failed" and verdict["canaryLatencyP99Seconds"] == 0.1
+
+
+def _advance(rollout: Json | None, pages: list[str] | None, now: str, **kw: Any) -> rollouts.Outcome:
+    canary = api_deployment.Canary.model_validate(
+        kw.pop(
+            "canary",
+            {"trafficPercent": 10, "steps": [50, 100], "analysis": {"interval": "10s", "minRequests": 10}},
+        )
+    )
+    return rollouts.advance(
+        deployment="serve",
+        rollout=rollout,
+        stable=kw.pop("stable", STABLE),
+        candidate=kw.pop("candidate", CANDIDATE),
+        canary=canary,
+        approval_required=kw.pop("approval_required", False),
+        approvals=kw.pop("approvals", []),
+        requested_by=kw.pop("requested_by", None),
+        kill=kw.pop("kill", None),
+        kill_target=kw.pop("kill_target", None),
+        served=[],
+        pages=pages,
+        now=now,
+    )
+
+
+def test_a_good_canary_steps_10_50_100_and_is_promoted() -> None:
+    out = _advance(None, [_page(0, 0)], T0)
+    assert out.rollout is not None and out.rollout["phase"] == "Progressing" and out.share == 10
+    assert out.canary == CANDIDATE and out.requeue_after == 10
+    shares = [10]
+    served = 0
+    for n in range(1, 4):
+        served += 100
+        out = _advance(out.rollout, [_page(served, served)], _at(10 * n))
+        shares.append(out.share)
+    assert shares == [10, 50, 100, 0]
+    assert out.rollout is not None and out.rollout["phase"] == "Promoted" and out.stable == CANDIDATE
+    assert out.canary is None and [h["action"] for h in out.history] == ["promoted"]
+
+
+def test_a_failing_canary_goes_back_to_the_stable_version_at_the_end_of_its_interval() -> None:
+    out = _advance(None, [_page(0, 0)], T0)
+    still = _advance(out.rollout, [_page(100, 10, 90)], _at(5))
+    assert still.canary == CANDIDATE  # the interval is not over
+    out = _advance(out.rollout, [_page(100, 10, 90)], _at(10))
+    assert out.rollout is not None and out.rollout["phase"] == "RolledBack" and out.canary is None
+    assert out.stable == STABLE and out.rejected == [2] and out.history[0]["action"] == "rolledBack"
+
+
+def test_too_little_traffic_pauses_the_step_and_never_promotes() -> None:
+    canary = {"trafficPercent": 100, "analysis": {"interval": "10s", "minRequests": 10}}
+    out = _advance(None, [_page(0, 0)], T0, canary=canary)
+    for n in range(1, 4):
+        out = _advance(out.rollout, [_page(1, 1)], _at(10 * n), canary=canary)
+        assert out.rollout is not None and out.rollout["phase"] == "Inconclusive" and out.stable == STABLE
+    out = _advance(out.rollout, [_page(20, 20)], _at(40), canary=canary)
+    assert out.rollout is not None and out.rollout["phase"] == "Promoted"
+
+
+def test_an_unapproved_version_gets_no_traffic_and_a_self_approval_is_refused() -> None:
+    out = _advance(None, [_page(0, 0)], T0, approval_required=True, requested_by="alice")
+    assert out.rollout is not None and out.rollout["phase"] == "WaitingForApproval" and out.canary is None
+    assert "mlsteward approve serve --version 2" in out.rollout["message"]
+
+    def approval(by: str, digest: str = CANDIDATE.digest) -> Json:
+        spec = {"deployment": "serve", "version": 2, "digest": digest, "approvedBy": by}
+        return {"metadata": {"name": f"a-{by}", "creationTimestamp": T0}, "spec": spec}
+
+    wrong = _advance(out.rollout, None, _at(1), approvals=[approval("bob", "9" * 64)])
+    assert wrong.canary is None
+    own = _advance(out.rollout, None, _at(1), approvals=[approval("alice")])
+    assert own.canary is None and "refused" in own.rollout["message"]  # type: ignore[index]
+    ok = _advance(out.rollout, [_page(0, 0)], _at(1), approvals=[approval("bob")])
+    assert ok.canary == CANDIDATE and ok.rollout["approvedBy"] == "bob"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("phase_steps", [0, 1, 2])
+def test_the_kill_switch_sends_all_traffic_to_the_stable_version_from_any_step(phase_steps: int) -> None:
+    out = _advance(None, [_page(0, 0)], T0)
+    for n in range(1, phase_steps + 1):
+        out = _advance(out.rollout, [_page(100 * n, 100 * n)], _at(10 * n))
+    killed = _advance(out.rollout, None, _at(10 * phase_steps + 1), kill=("t1", None))
+    assert killed.canary is None and killed.stable == STABLE and killed.kill_switch == "t1"
+    assert killed.rollout["phase"] == "KillSwitch" and killed.rejected == [2]  # type: ignore[index]
+
+
+def test_after_a_promotion_the_kill_switch_restores_the_version_before() -> None:
+    done = {"version": 2, "digest": CANDIDATE.digest, "stableVersion": 2, "phase": "Promoted"}
+    killed = _advance(done, None, T0, stable=CANDIDATE, candidate=None, kill=("t2", None), kill_target=STABLE)
+    assert killed.stable == STABLE and killed.rejected == [2] and killed.history[0]["action"] == "killSwitch"
+
+
+def test_a_shadow_rollout_shadows_first_then_splits() -> None:
+    canary = {
+        "mode": "shadow",
+        "trafficPercent": 50,
+        "analysis": {"interval": "10s", "minRequests": 10, "maxDisagreement": 0.2},
+    }
+    assert rollouts.steps(api_deployment.Canary.model_validate(canary)) == [("shadow", 0), ("split", 50)]
+    out = _advance(None, [_page(0, 0)], T0, canary=canary)
+    assert out.mode == "shadow" and out.share == 0 and out.canary == CANDIDATE
+    bad = _advance(out.rollout, [_page(100, 0, agree=50, disagree=50)], _at(10), canary=canary)
+    assert bad.rollout["phase"] == "RolledBack" and bad.canary is None  # type: ignore[index]
+
+
+def test_cron_schedules_fire_once_per_matching_minute() -> None:
+    now = datetime.datetime(2026, 11, 23, 10, 7, 30, tzinfo=datetime.UTC)
+    fired = retraining.last_fire("*/5 * * * *", now - datetime.timedelta(hours=1), now)
+    assert fired == datetime.datetime(2026, 11, 23, 10, 5, tzinfo=datetime.UTC)
+    assert retraining.last_fire("*/5 * * * *", fired, now) is None  # type: ignore[arg-type]
+    assert retraining.next_fire("0 3 * * *", now) == datetime.datetime(
+        2026, 11, 24, 3, 0, tzinfo=datetime.UTC
+    )
+    with pytest.raises(retraining.CronError, match="schedule"):
+        retraining.parse_cron("61 * * * *")
+
+
+def test_cooldown_and_the_daily_cap_refuse_a_retrain_storm() -> None:
+    budget = retraining.Budget(cooldown_seconds=60, max_per_day=2)
+    now = datetime.datetime(2026, 11, 23, 10, 0, tzinfo=datetime.UTC)
+    assert budget.refusal(None, 0, now) is None
+    assert "cooldown" in (budget.refusal(now - datetime.timedelta(seconds=30), 1, now) or "")
+    assert "daily cap" in (budget.refusal(now - datetime.timedelta(minutes=5), 2, now) or "")
+    assert budget.refusal(now - datetime.timedelta(days=1), 2, now) is None
+
+
+def test_a_challenger_worse_than_the_champion_beyond_the_margin_is_rejected() -> None:
+    gates = api_model.ChallengerGates(maxMetricDecrease=0.01, maxFairnessRegression=0.02)
+    champion = {
+        "version": 1,
+        "datasetSha256": "d" * 64,
+        "metrics": {"roc_auc": 0.80, "fairness.sex.dpd": 0.05},
+    }
+    better = {
+        "version": 2,
+        "datasetSha256": "d" * 64,
+        "metrics": {"roc_auc": 0.805, "fairness.sex.dpd": 0.06},
+    }
+    worse = {"version": 3, "datasetSha256": "e" * 64, "metrics": {"roc_auc": 0.78, "fairness.sex.dpd": 0.10}}
+    ok = challenges.compare(champion, better, gates)
+    assert ok["passed"] and ok["sameHoldout"]
+    rejected = challenges.compare(champion, worse, gates)
+    assert not rejected["passed"] and not rejected["sameHoldout"]
+    assert "roc_auc fell" in rejected["message"] and "fairness.sex.dpd rose" in rejected["message"]
