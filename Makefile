@@ -35,8 +35,9 @@ controlplane: $(STAMP) ## Build etcd, Kubernetes, kubectl, KWOK and Helm from th
 	$(BIN)/mlsteward dev build
 
 .PHONY: crds
-crds: $(STAMP) ## Regenerate crds/ from mlsteward/api
+crds: $(STAMP) ## Regenerate crds/ from mlsteward/api (and the chart's copies of them)
 	$(BIN)/mlsteward crds
+	$(BIN)/mlsteward dev chart
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, import-linter, and the CRD staleness check
