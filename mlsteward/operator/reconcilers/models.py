@@ -385,7 +385,9 @@ def plan(
         detail = (
             f": version {newest['version']} failed ({newest.get('reason')}): {newest.get('message')}"
             if failed and newest
-            else (f"; {documentation_message(newest)}" if newest and newest.get("documentationMissing") else "")
+            else (
+                f"; {documentation_message(newest)}" if newest and newest.get("documentationMissing") else ""
+            )
         )
         desired.append(
             conditions.condition(
