@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("mlsteward.monitoring.cli", "the drift-monitor sidecar"),
     "operator": ("mlsteward.operator.cli", "run the Kubernetes operator"),
     "crds": ("mlsteward.api.cli", "write (or --check) crds/ from the API models"),
+    "approve": ("mlsteward.operator.commands.approve", "approve a model version for a Deployment's rollout"),
+    "rollback": ("mlsteward.operator.commands.rollback", "kill switch: back to the last approved version"),
+    "history": ("mlsteward.operator.commands.history", "which version served when; verify the hash chain"),
     "dev": ("mlsteward.dev.cli", "developer tools: build, up, down, demo"),
 }
 

@@ -80,7 +80,7 @@ def test_counters_sum_the_pods_and_split_requests_and_errors_by_version() -> Non
 
 
 def test_analysis_fails_on_an_error_rate_increase_and_pauses_on_too_little_traffic() -> None:
-    limits = api_deployment.CanaryAnalysis(minRequests=20, maxErrorRateIncrease=0.05)
+    limits = api_deployment.CanaryAnalysis(min_requests=20, max_error_rate_increase=0.05)
     before = analysis.counters([_page(0, 0)], stable=1, canary=2)
     good = analysis.judge(
         before,
@@ -107,7 +107,7 @@ def test_analysis_fails_on_an_error_rate_increase_and_pauses_on_too_little_traff
 
 
 def test_a_shadow_step_fails_on_disagreement() -> None:
-    limits = api_deployment.CanaryAnalysis(minRequests=10, maxDisagreement=0.1)
+    limits = api_deployment.CanaryAnalysis(min_requests=10, max_disagreement=0.1)
     before = analysis.counters([_page(0, 0)], stable=1, canary=2)
     drifted = analysis.counters([_page(0, 0, agree=70, disagree=30)], stable=1, canary=2)
     verdict = analysis.judge(before, drifted, limits, mode="shadow", step=1, now=T0)
@@ -115,7 +115,7 @@ def test_a_shadow_step_fails_on_disagreement() -> None:
 
 
 def test_p99_latency_is_compared_when_labelled_by_version() -> None:
-    limits = api_deployment.CanaryAnalysis(minRequests=1, maxLatencyP99IncreasePercent=20)
+    limits = api_deployment.CanaryAnalysis(min_requests=1, max_latency_p99_increase_percent=20)
     line = 'mlsteward_serving_request_duration_seconds_bucket{{le="{le}",model="m",version="{v}"}} {n}'
     page = "\n".join(
         [_page(100, 100)]
@@ -236,7 +236,7 @@ def test_cron_schedules_fire_once_per_matching_minute() -> None:
     now = datetime.datetime(2026, 11, 23, 10, 7, 30, tzinfo=datetime.UTC)
     fired = retraining.last_fire("*/5 * * * *", now - datetime.timedelta(hours=1), now)
     assert fired == datetime.datetime(2026, 11, 23, 10, 5, tzinfo=datetime.UTC)
-    assert retraining.last_fire("*/5 * * * *", fired, now) is None  # type: ignore[arg-type]
+    assert retraining.last_fire("*/5 * * * *", fired, now) is None
     assert retraining.next_fire("0 3 * * *", now) == datetime.datetime(
         2026, 11, 24, 3, 0, tzinfo=datetime.UTC
     )
@@ -254,7 +254,7 @@ def test_cooldown_and_the_daily_cap_refuse_a_retrain_storm() -> None:
 
 
 def test_a_challenger_worse_than_the_champion_beyond_the_margin_is_rejected() -> None:
-    gates = api_model.ChallengerGates(maxMetricDecrease=0.01, maxFairnessRegression=0.02)
+    gates = api_model.ChallengerGates(max_metric_decrease=0.01, max_fairness_regression=0.02)
     champion = {
         "version": 1,
         "datasetSha256": "d" * 64,
