@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "approve": ("mlsteward.operator.commands.approve", "approve a model version for a Deployment's rollout"),
     "rollback": ("mlsteward.operator.commands.rollback", "kill switch: back to the last approved version"),
     "history": ("mlsteward.operator.commands.history", "which version served when; verify the hash chain"),
+    "verify": ("mlsteward.evidence.cli_verify", "retrain a version from its lineage and compare"),
+    "lineage": ("mlsteward.evidence.cli_lineage", "which versions and Deployments used a dataset"),
+    "docs": ("mlsteward.evidence.cli_docs", "write a version's documentation bundle (HTML, Markdown)"),
     "dev": ("mlsteward.dev.cli", "developer tools: build, up, down, demo"),
 }
 
