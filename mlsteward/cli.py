@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mlsteward.training.cli", "train a Model spec into a verified ONNX artifact"),
     "serve": ("mlsteward.serving.cli", "serve ONNX artifacts over the Open Inference Protocol v2"),
     "monitor": ("mlsteward.monitoring.cli", "the drift-monitor sidecar"),
+    "audit": ("mlsteward.audit.cli", "audit evidence: read and verify decision logs"),
     "operator": ("mlsteward.operator.cli", "run the Kubernetes operator"),
     "crds": ("mlsteward.api.cli", "write (or --check) crds/ from the API models"),
     "approve": ("mlsteward.operator.commands.approve", "approve a model version for a Deployment's rollout"),

@@ -25,8 +25,8 @@ class DecisionLogPolicy(base.ApiModel):
     flush_interval_seconds: float = pydantic.Field(default=10.0, ge=0.1, le=3600)
     """Longest a decision waits in memory before its segment is written; a crash loses at most
     this much (and the loss is visible in the chain)."""
-    segment_max_records: int = pydantic.Field(default=50_000, ge=1, le=10_000_000)
+    segment_max_records: int = pydantic.Field(default=20_000, ge=1, le=10_000_000)
     """Write a segment as soon as it holds this many decisions."""
-    max_queued_records: int = pydantic.Field(default=200_000, ge=1, le=10_000_000)
+    max_queued_records: int = pydantic.Field(default=50_000, ge=1, le=10_000_000)
     """Decisions buffered while the store is slow; beyond this they are dropped and counted in
     mlsteward_audit_decisions_dropped_total, never blocking a prediction."""

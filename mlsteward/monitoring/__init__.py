@@ -8,8 +8,9 @@ ground truth), ``fairness``, ``batches`` (validating the server's batches), ``mo
 (the state tying them together), ``views`` (/summary) and ``report`` (/report).
 
 The sidecar around them: ``references`` (reads and verifies the artifact), ``metrics`` (the
-Prometheus collector), ``app`` (ASGI), ``settings`` and ``cli`` (``mlsteward monitor``).
+Prometheus collector), ``app`` (ASGI), ``decisions`` (the decision-log writer, a thread off the
+event loop), ``settings`` and ``cli`` (``mlsteward monitor``).
 
-Must not import the operator, the trainer or the server; only ``mlsteward.api`` and
-``mlsteward.store`` below it. Nothing here is re-exported: import the modules.
+Must not import the operator, the trainer or the server; only ``mlsteward.api``,
+``mlsteward.audit`` and ``mlsteward.store`` below it. Nothing here is re-exported: import the modules.
 """

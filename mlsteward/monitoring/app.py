@@ -6,6 +6,9 @@ Routes (docs/contracts.md §4), all in ``App._route``:
   ``{"error": ..., "reason": ...}`` (counted, no window changed); ``503`` when more than
   ``max_concurrent_ingest`` bodies are being read at once (counted as dropped).
 - ``POST /v1/labels``: delayed ground truth; ``202 {"accepted": n, "joined": j}``.
+- With a decision log (``--decision-log-store``), every accepted batch (and every well-formed
+  one kept out of the windows as a NaN storm) is also handed to ``decisions.DecisionLog``,
+  which writes it off the event loop.
 - ``GET /metrics`` (Prometheus text), ``GET /summary`` (JSON), ``GET /report`` (HTML),
   ``GET /healthz``.
 
@@ -25,7 +28,7 @@ import orjson
 import prometheus_client
 from prometheus_client import exposition
 
-from mlsteward.monitoring import batches, monitors, report, settings, views
+from mlsteward.monitoring import batches, decisions, monitors, report, settings, views
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -54,8 +57,10 @@ class App:
         config: settings.Settings,
         registry: prometheus_client.CollectorRegistry,
         clock: Clock,
+        decision_log: decisions.DecisionLog | None = None,
     ) -> None:
         self.monitor = monitor
+        self.decision_log = decision_log
         self.settings = config
         self.registry = registry
         self.clock = clock
@@ -134,6 +139,9 @@ class App:
             )
         except batches.BatchError as error:
             monitor.reject(error.reason, _claimed_rows(document))
+            if error.reason == "missing_storm" and self.decision_log is not None:
+                # A well-formed batch kept out of the windows was still answered: log the decisions.
+                self.decision_log.offer(document, _claimed_rows(document))
             raise HttpError(
                 413 if error.reason == "too_many_rows" else 422, str(error), error.reason
             ) from error
@@ -142,6 +150,8 @@ class App:
                 monitor.reject(error.reason, 0)
             raise
         monitor.ingest(batch, self.clock())
+        if self.decision_log is not None:
+            self.decision_log.offer(document, batch.rows)
         return 202, _JSON, orjson.dumps({"accepted": batch.rows})
 
     async def _labels(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
@@ -169,6 +179,12 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.decision_log is not None:
+                    try:
+                        await asyncio.to_thread(self.decision_log.start)
+                    except Exception as error:
+                        await send({"type": "lifespan.startup.failed", "message": f"decision log: {error}"})
+                        return
                 self._ticker = asyncio.create_task(self._tick())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -176,6 +192,8 @@ class App:
                     self._ticker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._ticker
+                if self.decision_log is not None:
+                    await asyncio.to_thread(self.decision_log.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 
 import prometheus_client
 import pydantic
 
-from mlsteward.monitoring import app, monitors, references, settings
+from mlsteward.audit import locations, retention
+from mlsteward.monitoring import app, decisions, monitors, references, settings
+from mlsteward.store.errors import StoreError
 
 
 def main(argv: list[str]) -> int:
@@ -30,14 +33,17 @@ def main(argv: list[str]) -> int:
             now=time.time(),
             digest=config.digest,
         )
-    except (pydantic.ValidationError, ValueError, OSError, references.ReferenceError) as error:
+        decision_log = _decision_log(config)
+    except (pydantic.ValidationError, ValueError, OSError, references.ReferenceError, StoreError) as error:
         print(f"mlsteward monitor: {error}", file=sys.stderr)
         return 2
     registry = prometheus_client.CollectorRegistry(auto_describe=False)
     from mlsteward.monitoring import metrics
 
     registry.register(metrics.MonitorCollector(monitor))
-    application = app.App(monitor, config, registry, time.time)
+    if decision_log is not None:
+        registry.register(decisions.DecisionLogCollector(decision_log))
+    application = app.App(monitor, config, registry, time.time, decision_log)
 
     import uvicorn
 
@@ -50,3 +56,22 @@ def main(argv: list[str]) -> int:
         lifespan="on",
     )
     return 0
+
+
+def _decision_log(config: settings.Settings) -> decisions.DecisionLog | None:
+    if not config.decision_log_store:
+        return None
+    if not config.decision_log_deployment:
+        raise ValueError("--decision-log-deployment is required with --decision-log-store")
+    log_settings = decisions.LogSettings(
+        namespace=locations.check_part("--decision-log-namespace", config.decision_log_namespace),
+        deployment=locations.check_part("--decision-log-deployment", config.decision_log_deployment),
+        chain=locations.check_part("--decision-log-chain", config.decision_log_chain or socket.gethostname()),
+        log_inputs=config.decision_log_inputs,
+        flush_interval_s=config.decision_log_flush_seconds,
+        segment_max_records=config.decision_log_segment_records,
+        max_queued_records=config.decision_log_queue_records,
+        retention_s=retention.parse_retention(config.decision_log_retention),
+        retention_check_s=config.decision_log_retention_check_seconds,
+    )
+    return decisions.DecisionLog(locations.open_location(config.decision_log_store), log_settings, time.time)

@@ -64,6 +64,27 @@ class Settings(pydantic.BaseModel):
     """How often time-based windows are checked when no traffic arrives, in seconds."""
     log_level: str = pydantic.Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
     """uvicorn's log level."""
+    decision_log_store: str = ""
+    """Where the decision log goes (/path, file:// or s3://bucket/prefix); empty: no decision log."""
+    decision_log_namespace: str = "default"
+    """Namespace of the Deployment whose decisions are logged."""
+    decision_log_deployment: str = ""
+    """Name of the Deployment whose decisions are logged (required with a store)."""
+    decision_log_chain: str = ""
+    """Name of this writer's chain (the pod's name); empty: the host name."""
+    decision_log_inputs: bool = False
+    """Also log the input features (off by default: data minimisation)."""
+    decision_log_retention: str = pydantic.Field(default="180d", pattern=r"^([0-9]+(s|m|h|d))+$")
+    """How long segments are kept (e.g. 180d, 4320h)."""
+    decision_log_flush_seconds: float = pydantic.Field(default=10.0, gt=0, le=3600)
+    """Longest a decision waits in memory before its segment is written, in seconds."""
+    decision_log_segment_records: int = pydantic.Field(default=20_000, ge=1)
+    """Write a segment as soon as this many decisions wait."""
+    decision_log_queue_records: int = pydantic.Field(default=50_000, ge=1)
+    """Decisions buffered at most; more are dropped and counted
+    (mlsteward_audit_decisions_dropped_total)."""
+    decision_log_retention_check_seconds: float = pydantic.Field(default=3600.0, gt=0)
+    """How often expired segments are looked for, in seconds."""
 
 
 class MonitorConfig(pydantic.BaseModel):

@@ -171,11 +171,12 @@ class App:
             parsed = protocol.parse_v2(
                 document, model.signature, model.runtime.output_names, self.service.config.server.max_rows
             )
-            answer = await self.service.score(snapshot, model, route, parsed)
+            top_k = self.service.config.explain.top_k if parsed.reason_codes else None
+            answer = await self.service.score(snapshot, model, route, parsed, top_k)
             selected = parsed.outputs or model.runtime.output_names
             outputs, datatypes = answer.outputs, model.runtime.datatypes
             if parsed.reason_codes:
-                outputs, datatypes = await self._with_reason_codes(model, parsed, outputs)
+                datatypes = {**datatypes, protocol.REASON_CODES: "BYTES"}
                 if parsed.outputs is None:
                     selected = (*selected, protocol.REASON_CODES)
             payload = protocol.encode_v2(
@@ -195,17 +196,6 @@ class App:
         finally:
             self._metrics.in_flight.dec()
             self._metrics.request(label, answered, status, time.perf_counter() - request.started)
-
-    async def _with_reason_codes(
-        self, model: Any, parsed: protocol.InferRequest, outputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        from mlsteward.serving import explain  # only requests that ask pay for it
-
-        codes = await explain.reason_codes(model, parsed.columns, outputs, self.service.config.explain.top_k)
-        return {**outputs, protocol.REASON_CODES: codes}, {
-            **model.runtime.datatypes,
-            protocol.REASON_CODES: "BYTES",
-        }
 
     async def predict_v1(self, request: Request) -> Result:
         name = request.params["name"]

@@ -1,10 +1,13 @@
 """The serving → monitor channel (contracts §4): scored rows go to the sidecar off the request path.
 
-``offer`` is called once per answered request and only appends to a bounded queue (counted in
-rows); when the queue is full the rows are dropped and counted, never waited for. A background
-task groups queued rows by (version, route), builds the column-oriented body and POSTs it to
-``<monitor-url>/v1/rows`` with a tiny HTTP/1.1 client (one connection per batch, ``Connection:
-close``, so no response framing beyond the status line is needed).
+``offer`` is called once per answered request and costs O(1) whatever the row count: it appends
+references to the request's arrays and the model's outputs (no copies, no encoding) to a bounded
+queue counted in rows, and gives the rows consecutive sequence numbers of this process's stream
+(so the decision log shows any row that never reached it); when the queue is full the rows are
+dropped and counted, never waited for. A background task takes up to ``batch_rows`` rows at a
+time, groups them by (version, route), and builds each column-oriented body once per batch in C
+(numpy concatenation, orjson) before POSTing it to ``<monitor-url>/v1/rows`` with a tiny HTTP/1.1
+client (one connection per batch, ``Connection: close``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import secrets
 import time
 import urllib.parse
 from typing import Any
@@ -30,13 +34,18 @@ _AnyArray = np.ndarray[Any, Any]
 @dataclasses.dataclass(slots=True)
 class _Scored:
     version: str
+    digest: str
     route: str
     time: float
-    request_ids: list[str]
+    request_id: str
+    rows: int
+    seq: int
     columns: dict[str, _AnyArray]
-    label: _AnyArray | None
-    score: _AnyArray
+    block: _AnyArray | None
+    outputs: dict[str, _AnyArray]
+    positive: int | None
     metadata: dict[str, list[Any]]
+    reason_codes: _AnyArray | None
 
 
 class MonitorFeed:
@@ -65,23 +74,36 @@ class MonitorFeed:
         self._metrics = metrics
         self._wakeup = asyncio.Event()
         self._dropped_full = metrics.monitor_dropped_rows.labels("queue_full")
+        self.stream = secrets.token_hex(8)
+        """This process's stream id: with the per-row ``seq`` it identifies every scored row."""
+        self._next_seq = 0
 
     def offer(
         self,
         *,
         version: str,
+        digest: str,
         route: str,
-        request_ids: list[str],
+        request_id: str,
+        rows: int,
         columns: dict[str, _AnyArray],
-        label: _AnyArray | None,
-        score: _AnyArray,
+        block: _AnyArray | None,
+        outputs: dict[str, _AnyArray],
+        positive: int | None,
         metadata: dict[str, list[Any]],
+        reason_codes: _AnyArray | None = None,
     ) -> None:
-        rows = len(request_ids)
+        seq = self._next_seq
+        self._next_seq += rows  # dropped rows keep their numbers: the gap is the evidence
         if self._queued_rows + rows > self._queue_rows:
             self._dropped_full.inc(rows)
             return
-        self._queue.append(_Scored(version, route, time.time(), request_ids, columns, label, score, metadata))
+        self._queue.append(
+            _Scored(
+                version, digest, route, time.time(), request_id, rows, seq,
+                columns, block, outputs, positive, metadata, reason_codes,
+            )
+        )  # fmt: skip
         self._queued_rows += rows
         if self._queued_rows >= self._batch_rows:
             self._wakeup.set()
@@ -103,21 +125,21 @@ class MonitorFeed:
         while self._queue:
             batch: list[_Scored] = []
             rows = 0
-            while self._queue and (not batch or rows + len(self._queue[0].request_ids) <= self._batch_rows):
+            while self._queue and (not batch or rows + self._queue[0].rows <= self._batch_rows):
                 item = self._queue.popleft()
                 batch.append(item)
-                rows += len(item.request_ids)
+                rows += item.rows
             self._queued_rows -= rows
-            groups: dict[tuple[str, str], list[_Scored]] = collections.defaultdict(list)
+            groups: dict[tuple[str, str, str], list[_Scored]] = collections.defaultdict(list)
             for item in batch:
-                groups[(item.version, item.route)].append(item)
+                groups[(item.version, item.digest, item.route)].append(item)
             for items in groups.values():
                 await self._send(items)
 
     async def _send(self, items: list[_Scored]) -> None:
-        rows = sum(len(item.request_ids) for item in items)
+        rows = sum(item.rows for item in items)
         try:
-            body = build_body(items)
+            body = build_body(items, self.stream)
             status = await asyncio.wait_for(self._post(body), self._timeout_s)
         except (OSError, TimeoutError, ValueError) as error:
             _log.warning(
@@ -149,33 +171,81 @@ class MonitorFeed:
             writer.close()
 
 
-def build_body(items: list[_Scored]) -> bytes:
-    """The contracts §4 document for rows of one (version, route).
+def build_body(items: list[_Scored], stream: str) -> bytes:
+    """The contracts §4 document for rows of one (version, digest, route).
 
-    It runs on the event loop, so it stays in C: numeric columns go to orjson as numpy arrays
-    (NaN is written as null), the rest through ``tolist``; no Python loop per value.
+    It runs on the event loop once per batch, so the work is a handful of numpy calls per batch
+    rather than per row: one concatenation of the requests' feature blocks (per column only for
+    requests that came as one tensor per feature), one of the outputs, vectorised sequence
+    numbers; numeric arrays go straight to orjson (NaN is written as null).
     """
     first = items[0]
+    counts = np.fromiter((item.rows for item in items), np.int64, len(items))
+    total = int(counts.sum())
     features: dict[str, Any] = {}
-    for name in first.columns:
-        column = np.concatenate([item.columns[name] for item in items]).reshape(-1)
-        features[name] = column if column.dtype.kind == "f" else column.tolist()
-    labels = None
-    if first.label is not None:
-        labels = np.concatenate([item.label.reshape(-1) for item in items if item.label is not None])
-        labels = labels.tolist() if labels.dtype.kind == "O" else labels.astype(str).tolist()
+    blocks = [item.block for item in items]
+    if all(block is not None for block in blocks):
+        joined: _AnyArray = np.concatenate(blocks, axis=1)  # type: ignore[arg-type]  # no None: checked
+        for name, column in zip(first.columns, joined, strict=True):
+            features[name] = column.reshape(-1)
+    else:
+        for name in first.columns:
+            column = np.concatenate([item.columns[name] for item in items]).reshape(-1)
+            features[name] = column if column.dtype.kind == "f" else column.tolist()
+    labels, score = _prediction(items)
     metadata: dict[str, list[Any]] = {}
     for name in sorted({name for item in items for name in item.metadata}):
-        metadata[name] = [
-            value for item in items for value in item.metadata.get(name, [None] * len(item.request_ids))
-        ]
-    document = {
+        metadata[name] = [value for item in items for value in item.metadata.get(name, [None] * item.rows)]
+    starts = np.fromiter((item.seq for item in items), np.int64, len(items))
+    times = np.fromiter((item.time for item in items), np.float64, len(items))
+    if total == len(items):  # one row per request: the common case, no repeats
+        request_ids = [item.request_id for item in items]
+        seq, row_times = starts, times
+    else:
+        request_ids = [rid for item in items for rid in _request_ids(item)]
+        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        seq, row_times = np.repeat(starts, counts) + offsets, np.repeat(times, counts)
+    document: dict[str, Any] = {
         "model_version": first.version,
+        "model_digest": first.digest,
         "route": first.route,
-        "time": max(item.time for item in items),
-        "request_ids": [rid for item in items for rid in item.request_ids],
+        "time": float(times.max()),
+        "times": row_times,
+        "stream": stream,
+        "seq": seq,
+        "request_ids": request_ids,
         "features": features,
-        "prediction": {"label": labels, "score": np.concatenate([item.score.reshape(-1) for item in items])},
+        "prediction": {"label": labels, "score": score},
         "metadata": metadata,
     }
+    if any(item.reason_codes is not None for item in items):
+        document["reason_codes"] = [codes for item in items for codes in _reason_codes(item)]
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _prediction(items: list[_Scored]) -> tuple[list[Any] | None, _AnyArray]:
+    """Contracts §4 prediction of a batch of one model: the labels (classification) and scores."""
+    outputs = items[0].outputs
+    if "variable" in outputs:
+        return None, np.concatenate([item.outputs["variable"].reshape(-1) for item in items])
+    probabilities = np.concatenate([item.outputs["probabilities"] for item in items])
+    positive = items[0].positive
+    if positive is not None and probabilities.shape[1] == 2:
+        score = np.ascontiguousarray(probabilities[:, positive])
+    else:
+        score = probabilities.max(axis=1)
+    joined = np.concatenate([item.outputs["label"].reshape(-1) for item in items])
+    labels = joined.tolist() if joined.dtype.kind == "O" else joined.astype(str).tolist()
+    return labels, score
+
+
+def _request_ids(item: _Scored) -> list[str]:
+    if item.rows == 1:
+        return [item.request_id]
+    return [f"{item.request_id}:{i}" for i in range(item.rows)]
+
+
+def _reason_codes(item: _Scored) -> list[list[str] | None]:
+    if item.reason_codes is None:
+        return [None] * item.rows
+    return [list(row) for row in item.reason_codes.tolist()]

@@ -52,6 +52,9 @@ class InferRequest:
     metadata: dict[str, list[Any]]
     outputs: tuple[str, ...] | None
     reason_codes: bool
+    block: _AnyArray | None = None
+    """The numeric features as one feature-major ``[F, rows, 1]`` array (``columns`` are views of
+    it), when the request was one numeric ``[N, F]`` tensor: the monitor feed copies it in one call."""
 
 
 def load_json(body: bytes) -> dict[str, Any]:
@@ -97,11 +100,12 @@ def parse_v2(
     received = [_tensor(entry, position) for position, entry in enumerate(inputs)]
     known = signature.index
     if len(received) == 1 and received[0].name not in known and received[0].name not in signature.sensitive:
-        rows, columns = _tabular(received[0], signature, max_rows)
+        rows, columns, block = _tabular(received[0], signature, max_rows)
         metadata: dict[str, list[Any]] = {}
     else:
         rows, columns, metadata = _per_feature(received, signature, max_rows)
-    return InferRequest(rid, rows, columns, metadata, outputs, reason_codes)
+        block = None
+    return InferRequest(rid, rows, columns, metadata, outputs, reason_codes, block)
 
 
 def parse_v1(document: dict[str, Any], signature: signatures.Signature, max_rows: int) -> InferRequest:
@@ -122,8 +126,8 @@ def parse_v1(document: dict[str, Any], signature: signatures.Signature, max_rows
         table = _Tensor("instances", [rows, len(names)], "BYTES", instances)
         if signature.numeric_only:
             table = _Tensor("instances", [rows, len(names)], "FP64", instances)
-        _, columns = _tabular(table, signature, max_rows)
-        return InferRequest(None, rows, columns, {}, None, False)
+        _, columns, block = _tabular(table, signature, max_rows)
+        return InferRequest(None, rows, columns, {}, None, False, block)
     if not all(isinstance(row, dict) for row in instances):
         raise errors.BadRequestError(
             "'instances' must hold rows that are all lists (feature order) or all objects"
@@ -286,7 +290,7 @@ def _size(shape: list[int]) -> int:
 
 def _tabular(
     tensor: _Tensor, signature: signatures.Signature, max_rows: int
-) -> tuple[int, dict[str, _AnyArray]]:
+) -> tuple[int, dict[str, _AnyArray], _AnyArray | None]:
     names = signature.names
     where = f"input {tensor.name!r}"
     if len(tensor.shape) != 2 or tensor.shape[1] != len(names):
@@ -306,7 +310,7 @@ def _tabular(
         values = tensors.numbers(tensor.data, tensor.datatype, where, _size(tensor.shape))
         # [F, N, 1] contiguous: iterating it yields each feature's [N, 1] column as a view, no copies.
         by_feature = np.ascontiguousarray(values.reshape(rows, len(names)).T).reshape(len(names), rows, 1)
-        return rows, dict(zip(names, by_feature, strict=True))
+        return rows, dict(zip(names, by_feature, strict=True)), by_feature
     flat = tensors.flatten(tensor.data, where)
     if len(flat) != rows * len(names):
         raise errors.BadRequestError(
@@ -320,7 +324,7 @@ def _tabular(
             columns[feature.name] = tensors.numbers(values_j, "BYTES", column_where).reshape(rows, 1)
         else:
             columns[feature.name] = tensors.strings(values_j, column_where)
-    return rows, columns
+    return rows, columns, None
 
 
 def _per_feature(

@@ -233,39 +233,63 @@ class Service:
         return f"{self._id_prefix}-{self._next_id}"
 
     async def score(
-        self, snapshot: Snapshot, model: models.LoadedModel, route: str, request: protocol.InferRequest
+        self,
+        snapshot: Snapshot,
+        model: models.LoadedModel,
+        route: str,
+        request: protocol.InferRequest,
+        reason_codes_top_k: int | None = None,
     ) -> Answer:
+        """Score ``request``; with ``reason_codes_top_k``, add the reason codes to the outputs
+        (before the rows go to the monitor, so the decision log records them too)."""
         rid = request.id if request.id is not None else self.new_id()
         outputs = await model.batcher.submit(request.columns, request.rows)
-        if self.monitor is not None or (snapshot.mode == "shadow" and route == "champion"):
-            ids = [rid] if request.rows == 1 else [f"{rid}:{i}" for i in range(request.rows)]
-            if self.monitor is not None:
-                label, score = _prediction(model, outputs)
-                self.monitor.offer(
-                    version=model.version,
-                    route=route,
-                    request_ids=ids,
-                    columns=request.columns,
-                    label=label,
-                    score=score,
-                    metadata=request.metadata,
-                )
-            if snapshot.mode == "shadow" and route == "champion" and snapshot.challenger is not None:
-                self._shadow(snapshot.challenger, request, outputs, ids)
+        if reason_codes_top_k is not None:
+            from mlsteward.serving import explain  # only requests that ask pay for it
+
+            codes = await explain.reason_codes(model, request.columns, outputs, reason_codes_top_k)
+            outputs = {**outputs, protocol.REASON_CODES: codes}
+        if self.monitor is not None:
+            self._offer(model, route, rid, request, outputs)
+        if snapshot.mode == "shadow" and route == "champion" and snapshot.challenger is not None:
+            self._shadow(snapshot.challenger, request, outputs, rid)
         return Answer(model, route, rid, outputs)
+
+    def _offer(
+        self,
+        model: models.LoadedModel,
+        route: str,
+        rid: str,
+        request: protocol.InferRequest,
+        outputs: dict[str, _AnyArray],
+    ) -> None:
+        assert self.monitor is not None
+        self.monitor.offer(
+            version=model.version,
+            digest=model.digest,
+            route=route,
+            request_id=rid,
+            rows=request.rows,
+            columns=request.columns,
+            block=request.block,
+            outputs=outputs,
+            positive=model.signature.positive_index(),
+            metadata=request.metadata,
+            reason_codes=outputs.get(protocol.REASON_CODES),
+        )
 
     def _shadow(
         self,
         challenger: models.LoadedModel,
         request: protocol.InferRequest,
         answered: dict[str, _AnyArray],
-        ids: list[str],
+        rid: str,
     ) -> None:
         """Score the same rows on the challenger after the champion answered; measure agreement."""
         if challenger.batcher.pending_rows > _SHADOW_MAX_PENDING_ROWS:
             self.metrics.shadow_rows.labels("skipped").inc(request.rows)
             return
-        task = asyncio.get_running_loop().create_task(self._shadow_score(challenger, request, answered, ids))
+        task = asyncio.get_running_loop().create_task(self._shadow_score(challenger, request, answered, rid))
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
@@ -274,7 +298,7 @@ class Service:
         challenger: models.LoadedModel,
         request: protocol.InferRequest,
         answered: dict[str, _AnyArray],
-        ids: list[str],
+        rid: str,
     ) -> None:
         try:
             outputs = await challenger.batcher.submit(request.columns, request.rows)
@@ -292,28 +316,4 @@ class Service:
         self.metrics.shadow_rows.labels("agree").inc(agree)
         self.metrics.shadow_rows.labels("disagree").inc(request.rows - agree)
         if self.monitor is not None:
-            label, score = _prediction(challenger, outputs)
-            self.monitor.offer(
-                version=challenger.version,
-                route="shadow",
-                request_ids=ids,
-                columns=request.columns,
-                label=label,
-                score=score,
-                metadata=request.metadata,
-            )
-
-
-def _prediction(
-    model: models.LoadedModel, outputs: dict[str, _AnyArray]
-) -> tuple[_AnyArray | None, _AnyArray]:
-    """Contracts §4 prediction: the label (classification) and the score (see contracts §4)."""
-    if "variable" in outputs:
-        return None, outputs["variable"].reshape(-1)
-    probabilities = outputs["probabilities"]
-    positive = model.signature.positive_index()
-    if positive is not None and probabilities.shape[1] == 2:
-        score = probabilities[:, positive]
-    else:
-        score = probabilities.max(axis=1)
-    return outputs["label"], score
+            self._offer(challenger, "shadow", rid, request, outputs)

@@ -166,35 +166,54 @@ def test_the_reference_median_is_interpolated_from_the_profile_bins() -> None:
 
 
 def test_the_monitor_body_is_column_oriented_with_one_entry_per_row() -> None:
+    first_probabilities = np.array([[0.2, 0.8]], np.float32)
+    second_probabilities = np.array([[0.9, 0.1], [0.3, 0.7]], np.float32)
     scored = [
         feed._Scored(
-            "3",
-            "champion",
-            1.0,
-            ["a"],
+            "3", "d" * 64, "champion", 1.0, "a", 1, 10,
             {"x": np.array([[1.5]], np.float32), "c": np.array([["car"]], dtype=object)},
-            np.array([1]),
-            np.array([0.8], np.float32),
+            None,
+            {"label": np.array([1]), "probabilities": first_probabilities},
+            1,
             {"sex": ["F"]},
+            None,
         ),
         feed._Scored(
-            "3",
-            "champion",
-            2.0,
-            ["b:0", "b:1"],
+            "3", "d" * 64, "champion", 2.0, "b", 2, 11,
             {"x": np.array([[np.nan], [2.0]], np.float32), "c": np.array([[""], ["home"]], dtype=object)},
-            np.array([0, 1]),
-            np.array([0.1, 0.7], np.float32),
+            None,
+            {"label": np.array([0, 1]), "probabilities": second_probabilities},
+            1,
             {},
+            np.array([["x", "c"], ["c", "x"]], dtype=object),
         ),
-    ]
-    document = orjson.loads(feed.build_body(scored))
+    ]  # fmt: skip
+    document = orjson.loads(feed.build_body(scored, "stream-1"))
     assert document["request_ids"] == ["a", "b:0", "b:1"]
     assert document["features"] == {"x": [1.5, None, 2.0], "c": ["car", "", "home"]}
     assert document["prediction"]["label"] == ["1", "0", "1"]
     assert document["prediction"]["score"] == pytest.approx([0.8, 0.1, 0.7])
     assert document["metadata"] == {"sex": ["F", None, None]}
     assert document["time"] == 2.0 and document["route"] == "champion" and document["model_version"] == "3"
+    assert document["model_digest"] == "d" * 64 and document["stream"] == "stream-1"
+    assert document["seq"] == [10, 11, 12]
+    assert document["times"] == [1.0, 2.0, 2.0]
+    assert document["reason_codes"] == [None, ["x", "c"], ["c", "x"]]
+
+
+def test_a_one_tensor_request_goes_into_the_body_through_its_feature_block() -> None:
+    block = np.array([[[1.0], [2.0]], [[3.0], [4.0]]], np.float32)  # [F=2, rows=2, 1]
+    outputs = {"variable": np.array([[0.5], [0.25]], np.float32)}
+    scored = [
+        feed._Scored(
+            "1", "e" * 64, "shadow", 5.0, "r", 2, 0, dict(zip(["u", "v"], block, strict=True)), block,
+            outputs, None, {}, None,
+        )
+    ]  # fmt: skip
+    document = orjson.loads(feed.build_body(scored, "s"))
+    assert document["features"] == {"u": [1.0, 2.0], "v": [3.0, 4.0]}
+    assert document["prediction"] == {"label": None, "score": [0.5, 0.25]}
+    assert document["route"] == "shadow" and document["seq"] == [0, 1]
 
 
 def test_concurrent_requests_are_scored_in_one_batch_and_get_their_own_rows() -> None:

@@ -1,0 +1,12 @@
+"""The decision log: durable, hash-chained evidence of every scored request (docs/audit.md).
+
+``records`` (one decision and its canonical input digest), ``segments`` (the compressed,
+chained segment format, contracts §7), ``locations`` (where segments live: a local/PVC
+directory or an S3 bucket), ``chains`` (verification), ``retention`` (deleting whole expired
+segments, with a ledger), ``reader`` (decisions in a time range, verified) and ``cli``
+(``mlsteward audit decisions``).
+
+Sits beside ``mlsteward.store`` and may import only it and ``mlsteward.api``; the monitor
+sidecar writes segments through ``mlsteward.monitoring.decisions``. Pure modules take the time
+as an argument: ``records``, ``segments``, ``chains``.
+"""
