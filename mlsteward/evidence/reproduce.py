@@ -88,11 +88,6 @@ def verify(
     recorded = sources.read_json(artifact, "lineage.json")
     spec = _spec_of(artifact, recorded, spec_override)
     dataset = recorded["dataset"]
-    pinned = spec.model_copy(
-        update={
-            "dataset": spec.dataset.model_copy(update={"uri": dataset["uri"], "sha256": dataset["sha256"]})
-        }
-    )
     report: dict[str, Any] = {
         "artifact": artifact.digest,
         "dataset": {"uri": dataset["uri"], "sha256": dataset["sha256"]},
@@ -100,17 +95,29 @@ def verify(
         "tolerance": dataclasses.asdict(tolerance),
         "versions_differing": _version_changes(recorded.get("versions") or {}, lineage.versions()),
     }
+    try:
+        # Hashed while read, compared before any parsing: a changed dataset costs one read, no fit.
+        data.fetch(dataset["uri"], spec.dataset.format, dataset["sha256"])
+    except errors.DigestMismatchError as error:
+        return {
+            **report,
+            **_not_reproducible({"reason": error.reason, "dataset_sha256": error.actual_sha256}, dataset),
+        }
+    except errors.TrainingError as error:
+        return {**report, **_not_reproducible({"reason": error.reason, "message": error.message}, dataset)}
     with tempfile.TemporaryDirectory(prefix="mlsteward-verify-") as scratch:
         config = settings.TrainSettings(
             store=str(pathlib.Path(scratch) / "store"),
-            spec_text=json.dumps(pinned.model_dump(mode="json", by_alias=True)),
+            spec_text=json.dumps(spec.model_dump(mode="json", by_alias=True)),
             name=(recorded.get("model") or {}).get("name"),
             namespace=(recorded.get("model") or {}).get("namespace"),
             image_digest=recorded.get("image_digest"),
             proxy_sample_rows=proxy_sample_rows,
         )
         outcome, _ = runner.run(config)
-        if outcome["outcome"] != "succeeded" or not outcome.get("artifact"):
+        if outcome.get("dataset_sha256") not in (None, dataset["sha256"]):
+            outcome = {**outcome, "reason": "DigestMismatch"}  # the file changed while we trained
+        if outcome["reason"] == "DigestMismatch" or not outcome.get("artifact"):
             return {**report, **_not_reproducible(outcome, dataset)}
         rebuilt = artifacts.open_artifact_in_store(
             pathlib.Path(scratch) / "store", outcome["artifact"]["digest"]
@@ -135,7 +142,7 @@ def verify(
             }
             for name in sorted(set(old_metrics) | set(new_metrics))
         }
-        report["predictions"] = _compare_predictions(pinned, old_model, new_model)
+        report["predictions"] = _compare_predictions(spec, dataset["sha256"], old_model, new_model)
     report.update(_judge(report, tolerance))
     return report
 
@@ -158,10 +165,12 @@ def _not_reproducible(outcome: dict[str, Any], dataset: dict[str, Any]) -> dict[
     return {"verdict": "not-reproducible", "reason": reason, "message": message}
 
 
-def _compare_predictions(spec: api_model.ModelSpec, old_model: bytes, new_model: bytes) -> dict[str, Any]:
+def _compare_predictions(
+    spec: api_model.ModelSpec, sha256: str, old_model: bytes, new_model: bytes
+) -> dict[str, Any]:
     """Both models scored on the same holdout rows (the recorded seed's split of the same data)."""
     dataset = spec.dataset
-    raw = data.fetch(dataset.uri, dataset.format, dataset.sha256)
+    raw = data.fetch(dataset.uri, dataset.format, sha256)
     frame = data.validate(data.parse(raw, [dataset.target, *dataset.features, *dataset.sensitive]), spec)
     split = pipeline.split(
         frame[dataset.target].to_numpy(), spec.task, spec.split.test_fraction, spec.estimator.seed
