@@ -4,6 +4,7 @@ machine, retraining decisions (cron, cooldown, cap) and the relative challenger 
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from mlsteward.api import deployment as api_deployment
 from mlsteward.api import model as api_model
 from mlsteward.operator import analysis, challenges, history, retraining, rollouts
+from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import serving
+from mlsteward.operator.reconcilers import deployments
 
 Json = dict[str, Any]
 STABLE = serving.Target(1, "1" * 64)
@@ -271,3 +274,68 @@ def test_a_challenger_worse_than_the_champion_beyond_the_margin_is_rejected() ->
     rejected = challenges.compare(champion, worse, gates)
     assert not rejected["passed"] and not rejected["sameHoldout"]
     assert "roc_auc fell" in rejected["message"] and "fairness.sex.dpd rose" in rejected["message"]
+
+
+def _deployment_plan(
+    spec: Json, status: Json, annotations: Json | None = None, pages: list[str] | None = None
+) -> Any:
+    def version(number: int) -> Json:
+        return {
+            "version": number,
+            "phase": "Succeeded",
+            "artifact": {"digest": str(number) * 64, "uri": "file:///x"},
+            "gates": {"quality": "passed", "fairness": "passed", "promotable": True},
+        }
+
+    model = {
+        "metadata": {"name": "m", "namespace": "risk"},
+        "spec": {
+            "task": "classification",
+            "dataset": {"uri": "/d.csv", "target": "label", "features": ["a"]},
+            "estimator": {"className": "LogisticRegression"},
+        },
+        "status": {"versions": [version(1), version(2)], "aliases": {"champion": 1, "challenger": 2}},
+    }
+    body = {
+        "apiVersion": "mlsteward.io/v1alpha1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "serve",
+            "namespace": "risk",
+            "uid": "u",
+            "generation": 1,
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+        "status": status,
+    }
+    return deployments.plan(
+        body,
+        api_deployment.DeploymentSpec.model_validate(spec),
+        model=model,
+        observed={"Deployment": None, "HorizontalPodAutoscaler": None},
+        settings=settings_module.Settings(),
+        now=T0,
+        pages=pages,
+    )
+
+
+def _routing_of(result: Any) -> Json:
+    config_map = next(c for c in result.apply if c["kind"] == "ConfigMap")
+    routing: Json = json.loads(config_map["data"]["routing.json"])
+    return routing
+
+
+def test_the_deployment_plan_routes_the_step_records_history_and_honours_the_kill_switch_first() -> None:
+    spec = {"modelRef": {"name": "m"}, "canary": {"trafficPercent": 10, "steps": [100]}}
+    first = _deployment_plan(spec, {}, pages=[_page(0, 0)])
+    assert _routing_of(first)["challenger"]["share"] == 10
+    assert first.status["rollout"]["phase"] == "Progressing" and first.status["canaryTrafficPercent"] == 10
+    assert [r["action"] for r in first.status["history"]] == ["started"]
+    killed = _deployment_plan(spec, first.status, annotations={"mlsteward.io/rollback": "now"})
+    assert _routing_of(killed)["challenger"] is None and killed.status["killSwitch"] == "now"
+    assert killed.status["rollout"]["phase"] == "KillSwitch" and killed.status["rejectedVersions"] == [2]
+    assert [r["action"] for r in killed.status["history"]] == ["started", "killSwitch"]
+    assert history.verify(killed.status["history"]) == []
+    again = _deployment_plan(spec, killed.status, annotations={"mlsteward.io/rollback": "now"})
+    assert _routing_of(again)["challenger"] is None and len(again.status["history"]) == 2
