@@ -134,9 +134,16 @@ def collect(kube: cluster_module.Cluster, namespace: str | None) -> Listing:
     except cluster_module.ClusterError as error:
         if error.status != 403:
             raise
-    # No cluster-wide read: walk the namespaces the caller can see, one by one.
-    names = [str(n["metadata"]["name"]) for n in kube.list_items("/api/v1/namespaces")]
+    # No cluster-wide read: walk the namespaces the caller can see, one by one; a caller who may
+    # not even list namespaces gets their kubeconfig's namespace, and the answer says so.
     listing = Listing([], [])
+    try:
+        names = [str(n["metadata"]["name"]) for n in kube.list_items("/api/v1/namespaces")]
+    except cluster_module.ClusterError as error:
+        if error.status != 403:
+            raise
+        names = [kube.namespace]
+        listing.unreadable.append("(namespaces cannot be listed with these credentials)")
     for name in names:
         try:
             models = kube.list_items(cluster_module.resource_path("models", name))
