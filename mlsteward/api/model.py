@@ -519,6 +519,26 @@ class ModelStatus(base.StatusBase):
     """Automatic retraining: last request, last retrain and the count today."""
 
 
+def resolve_feature_schema(spec: ModelSpec, document: Any) -> ModelSpec:
+    """The spec with a shared schema's ``version`` and ``columns`` copied in from the referenced
+    ConfigMap's parsed content (the reference is kept, saying where they came from). Raises
+    ValueError naming the ConfigMap when the content is not a schema."""
+    schema = spec.feature_schema
+    if schema is None or schema.config_map_ref is None or schema.columns is not None:
+        return spec
+    ref = schema.config_map_ref
+    if not isinstance(document, dict):
+        raise ValueError(f"ConfigMap {ref.name} key {ref.key}: expected a mapping with version and columns")
+    try:
+        shared = FeatureSchemaSpec.model_validate(
+            {"version": document.get("version"), "columns": document.get("columns")}
+        )
+    except pydantic.ValidationError as error:
+        raise ValueError(f"ConfigMap {ref.name} key {ref.key} is not a feature schema: {error}") from error
+    resolved = shared.model_copy(update={"config_map_ref": ref})
+    return spec.model_copy(update={"feature_schema": resolved})
+
+
 # The spec fields that determine an artifact; resources, store, retraining and deadlines do not.
 HASHED_FIELDS = (
     "task",

@@ -29,7 +29,8 @@ def resolved(spec: api_model.ModelSpec) -> api_model.FeatureSchemaSpec | None:
         ref = schema.config_map_ref
         where = f"ConfigMap {ref.name!r} key {ref.key!r}" if ref is not None else "nowhere"
         raise errors.DataInvalidError(
-            f"schema.columns is empty: the shared schema ({where}) was not resolved into the spec; "
+            f"schema.columns is empty: the shared schema ({where}) was not resolved into the spec "
+            "(the ConfigMap is missing, lacks the key, or does not hold version and columns); "
             "give schema.version and schema.columns inline when training outside the cluster"
         )
     return schema

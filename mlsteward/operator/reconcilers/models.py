@@ -14,6 +14,7 @@ import pathlib
 from typing import Any
 
 import pydantic
+import yaml
 
 from mlsteward.api import model as api_model
 from mlsteward.operator import challenges, conditions, kube, outcomes, retraining, specs
@@ -557,6 +558,26 @@ def _verify(root: pathlib.Path, digest: str) -> bool:
     return True
 
 
+async def _resolve_schema(
+    context: common.Context, namespace: str, spec: api_model.ModelSpec
+) -> api_model.ModelSpec:
+    """A shared schema (spec.schema.configMapRef) copied into the spec the Job gets, so the trainer,
+    the spec hash and the lineage see one declaration. Left unresolved when the ConfigMap cannot
+    be read or parsed: the trainer then refuses it as DataInvalid, naming the ConfigMap."""
+    schema = spec.feature_schema
+    if schema is None or schema.config_map_ref is None or schema.columns is not None:
+        return spec
+    ref = schema.config_map_ref
+    found = await context.kube.get(kube.path("v1", "ConfigMap", namespace, ref.name))
+    text = ((found or {}).get("data") or {}).get(ref.key)
+    if text is None:
+        return spec
+    try:
+        return api_model.resolve_feature_schema(spec, yaml.safe_load(text))
+    except (yaml.YAMLError, ValueError):
+        return spec
+
+
 async def reconcile(context: common.Context, namespace: str, name: str, now: str) -> float | None:
     """One level-based pass over the Model ``namespace/name``; returns when to come back."""
     body = await context.kube.get(kube.path("mlsteward.io/v1alpha1", "Model", namespace, name))
@@ -577,6 +598,7 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
         bad = common.Plan(status={"observedGeneration": generation, "phase": "Failed", "conditions": merged})
         await common.write(context, body, bad, now)
         return None
+    spec = await _resolve_schema(context, namespace, spec)
     uid = body["metadata"]["uid"]
     found = [
         await context.kube.get(kube.path("batch/v1", "Job", namespace, job_name))

@@ -159,3 +159,19 @@ def test_regression_intervals_cover_rmse_mae_and_r2() -> None:
     low, high = found["metrics"]["r2"]
     assert low < sk_metrics.r2_score(y, predicted) < high
     assert set(found["metrics"]) == {"rmse", "mae", "r2"} and found["fairness"] == {}
+
+
+def test_a_configmaps_schema_resolves_into_the_spec_with_the_inline_digest() -> None:
+    shared = spec({"configMapRef": {"name": "credit-features", "key": "schema.yaml"}})
+
+    resolved = api_model.resolve_feature_schema(shared, {"version": "3", "columns": COLUMNS})
+
+    inline = spec().feature_schema
+    assert resolved.feature_schema is not None and inline is not None
+    assert schemas.digest(resolved.feature_schema) == schemas.digest(inline)
+    schemas.check(frame(), resolved)
+    assert api_model.spec_hash(resolved) != api_model.spec_hash(shared)
+    with pytest.raises(
+        ValueError, match=r"ConfigMap credit-features key schema\.yaml is not a feature schema"
+    ):
+        api_model.resolve_feature_schema(shared, {"version": "3", "columns": [{"name": "y", "type": "date"}]})
