@@ -1,0 +1,246 @@
+"""What the monitor feed and the decision log cost the server: detached vs attached vs attached + log.
+
+Same run, same model (the GBT model of models.py), same request bodies, one ``mlsteward serve``
+process per variant, all started once and measured interleaved within every round so that other
+work on the machine spreads over all three:
+
+- ``detached``: ``mlsteward serve`` with no monitor URL (no feed at all);
+- ``sink``: the same with ``--monitor-url`` pointing at ``sink.py`` (answers 202, does nothing):
+  the server's own share of the feed's cost;
+- ``attached``: the same with ``--monitor-url`` pointing at a real ``mlsteward monitor`` sidecar;
+- ``attached+log``: the same, its sidecar also writing the decision log to a local directory.
+
+The load comes from ``wrk`` (Debian package) at concurrency 8 with 1 and 32 rows per request.
+Each point is measured ``--repeat`` times (the first round is preceded by a 1-second warm-up);
+the table shows medians, the cost against ``detached``, and the 1-minute load average at the
+start and end of the run. At the end it checks that the sidecars really received the rows and
+that the decision log verifies.
+
+Usage::
+
+    .venv/bin/python bench/serving/monitor_cost.py [--duration 5] [--repeat 3] [--model gbt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+import run  # type: ignore[import-not-found]  # noqa: E402  # the serving benchmark's helpers
+
+MLSTEWARD = pathlib.Path(sys.executable).parent / "mlsteward"
+POINTS = ((1, 8), (32, 8))
+
+
+def metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    return 0.0
+
+
+def reference(work: pathlib.Path, features: list[str]) -> tuple[pathlib.Path, str]:
+    """The sidecar's reference artifact: the bench data's profile with a prediction section."""
+    import models as bench_models  # type: ignore[import-not-found]
+    import numpy as np
+
+    from mlsteward.monitoring import profiling
+    from mlsteward.store import artifacts
+
+    frame, _ = bench_models.make_data(20_000)
+    score = np.random.default_rng(0).beta(2.0, 2.0, len(frame))
+    profile = profiling.profile(
+        {name: frame[name].to_numpy() for name in features},
+        prediction_label=["1" if value >= 0.5 else "0" for value in score],
+        prediction_score=score,
+    )
+    schema = {
+        "task": "classification",
+        "target": "y",
+        "features": [{"name": name, "kind": "numeric"} for name in features],
+        "classes": ["0", "1"],
+        "positive_class": "1",
+        "sensitive": [],
+    }
+    ref = artifacts.write_artifact(
+        work / "reference",
+        {"profile.json": artifacts.canonical_json(profile), "schema.json": artifacts.canonical_json(schema)},
+    )
+    assert ref.path is not None
+    return ref.path, ref.digest
+
+
+@contextlib.contextmanager
+def sidecar(
+    artifact: tuple[pathlib.Path, str], work: pathlib.Path, log_store: pathlib.Path | None
+) -> Iterator[str]:
+    port = run.free_port()
+    path, digest = artifact
+    command = [
+        str(MLSTEWARD), "monitor", "--profile-artifact", str(path),
+        "--digest", digest, "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    if log_store is not None:
+        command += ["--decision-log-store", str(log_store), "--decision-log-deployment", "bench",
+                    "--decision-log-chain", "bench-0"]  # fmt: skip
+    log = work / f"monitor-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        run.wait_http(url + "/healthz", 60, process)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def server(
+    name: str, model: str, digest: str, store: pathlib.Path, work: pathlib.Path, *, monitor_url: str | None
+) -> Any:
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "routing.json").write_text(
+        json.dumps({"model": model, "champion": {"version": "1", "digest": digest}})
+    )
+    port = run.free_port()
+    command = [
+        str(MLSTEWARD), "serve", "--routing", str(folder / "routing.json"), "--store", str(store),
+        "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    if monitor_url is not None:
+        command += ["--monitor-url", monitor_url]
+    return run.Server(
+        name,
+        f"http://127.0.0.1:{port}/v2/models/{model}/infer",
+        f"http://127.0.0.1:{port}/v2/health/ready",
+        command=command,
+        cwd=folder,
+        log=work / f"{name}.log",
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gbt")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", type=pathlib.Path, default=pathlib.Path("/tmp/mlsteward-bench-serving"))
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get update && apt-get install -y wrk", file=sys.stderr)
+        return 2
+    import models as bench_models  # type: ignore[import-not-found]
+
+    work: pathlib.Path = args.work
+    index_path = work / "models" / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else bench_models.build(work / "models")
+    entry = index["models"][args.model]
+    store = work / "models" / "store"
+    cost_work = work / "monitor-cost"
+    shutil.rmtree(cost_work, ignore_errors=True)
+    cost_work.mkdir(parents=True)
+    log_store = cost_work / "decisions"
+    artifact = reference(cost_work, index["features"])
+    payloads = {rows: run.body(rows) for rows, _ in POINTS}
+    loads = [os.getloadavg()[0]]
+    results: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+    with (
+        sidecar(artifact, cost_work, None) as plain_url,
+        sidecar(artifact, cost_work, log_store) as log_url,
+        run.sink() as sink_port,
+    ):
+        servers = [
+            server("detached", args.model, entry["digest"], store, cost_work, monitor_url=None),
+            server(
+                "sink",
+                args.model,
+                entry["digest"],
+                store,
+                cost_work,
+                monitor_url=f"http://127.0.0.1:{sink_port}",
+            ),
+            server("attached", args.model, entry["digest"], store, cost_work, monitor_url=plain_url),
+            server("attached+log", args.model, entry["digest"], store, cost_work, monitor_url=log_url),
+        ]
+        try:
+            for item in servers:
+                item.start()
+                if item.error:
+                    print(f"{item.name}: {item.error}", file=sys.stderr)
+                    return 1
+            for round_ in range(args.repeat):
+                for rows, concurrency in POINTS:
+                    for item in servers:
+                        if round_ == 0:
+                            run.wrk(item.infer_url, payloads[rows], concurrency, 1, cost_work)
+                        result = run.wrk(
+                            item.infer_url, payloads[rows], concurrency, args.duration, cost_work
+                        )
+                        results.setdefault((item.name, rows, concurrency), []).append(result)
+                        print(
+                            f"  round {round_ + 1} {item.name:13} rows={rows:<3} c={concurrency:<3} "
+                            f"{result['rps']:9.0f} req/s  p50 {result['p50']:6.2f} ms"
+                            f"  p99 {result['p99']:6.2f} ms"
+                            + (f"  ERRORS {result['errors']}" if result["errors"] else ""),
+                            flush=True,
+                        )
+            time.sleep(1.0)  # let the feeds deliver their last batches
+        finally:
+            for item in servers:
+                item.stop()
+        time.sleep(0.5)
+        checks = {
+            "attached sidecar rows": metric(plain_url, "mlsteward_monitor_rows_total"),
+            "attached+log sidecar rows": metric(log_url, "mlsteward_monitor_rows_total"),
+            "decisions dropped": metric(log_url, "mlsteward_audit_decisions_dropped_total"),
+        }
+    loads.append(os.getloadavg()[0])
+    from mlsteward.audit import chains, locations
+
+    report = chains.verify(locations.LocalLocation(log_store), "default", "bench")
+    checks["decisions written"] = float(report.records)
+    print()
+    print(f"model {args.model}, {args.repeat} x {args.duration:g} s per point, medians; "
+          f"1-minute load average {loads[0]:.1f} at start, {loads[-1]:.1f} at end")  # fmt: skip
+    print()
+    print("| variant | rows/req | c | req/s | rows/s | p50 ms | p99 ms | throughput vs detached |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for rows, concurrency in POINTS:
+        base = statistics.median(r["rps"] for r in results[("detached", rows, concurrency)])
+        for item in servers:
+            runs = results[(item.name, rows, concurrency)]
+            rps = statistics.median(r["rps"] for r in runs)
+            p50 = statistics.median(r["p50"] for r in runs)
+            p99 = statistics.median(r["p99"] for r in runs)
+            print(
+                f"| {item.name} | {rows} | {concurrency} | {rps:,.0f} | {rps * rows:,.0f} | {p50:.2f} | "
+                f"{p99:.2f} | {rps / base - 1:+.1%} |"
+            )
+    print()
+    print("checks: " + ", ".join(f"{k} {v:,.0f}" for k, v in checks.items()) + f"; chain {report.verdict}")
+    errors = sum(r["errors"] for runs in results.values() for r in runs)
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
