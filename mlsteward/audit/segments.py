@@ -2,11 +2,14 @@
 
 Pure: no I/O, no clock (contracts §7). A segment's stored bytes are one zstd frame (with its
 content checksum; gzip where ``zstandard`` is not installed) of UTF-8 lines: the header, a
-canonical JSON object, then one JSON object per decision. The header names the chain (one per
-writer: a Deployment's pod), the segment's number in it (``seq``, from 0), the sha256 of the
-previous segment's stored bytes (``prev_sha256``; 64 zeros for the first), the sha256 of the
-record lines (``body_sha256``), the record count and time span, the writer's epoch (one per
-process start) and the kind: ``open`` (a writer started), ``records`` or ``close`` (a clean stop).
+canonical JSON object, then blocks: one JSON object per batch of decisions, column-oriented
+(one list per field, one entry per decision; fields shared by the batch once), which ``decode``
+expands into one dict per decision: writing a batch is one serialisation, not one per row.
+The header names the chain (one per writer: a Deployment's pod), the segment's number in it
+(``seq``, from 0), the sha256 of the previous segment's stored bytes (``prev_sha256``; 64 zeros
+for the first), the sha256 of the block lines (``body_sha256``), the decision count and time
+span, the writer's epoch (one per process start) and the kind: ``open`` (a writer started),
+``records`` or ``close`` (a clean stop).
 
 Names sort by time and then by number: ``<first-time>-<seq>-<last-time>.dlog.<zst|gz>`` with
 times as ``YYYYMMDDTHHMMSSffffffZ`` (UTC) and ``seq`` zero-padded to 12 digits.
@@ -120,13 +123,15 @@ def encode(
     prev_sha256: str,
     kind: Kind,
     epoch: str,
-    records: Sequence[bytes],
+    blocks: Sequence[bytes],
+    records: int,
     first_time: float,
     last_time: float,
     compression: str | None = None,
 ) -> tuple[str, bytes, str]:
-    """A segment from already-encoded record lines: (name, stored bytes, their sha256)."""
-    body = b"".join(records)
+    """A segment from already-encoded block lines holding ``records`` decisions in all:
+    (name, stored bytes, their sha256)."""
+    body = b"".join(blocks)
     header = Header(
         namespace=namespace,
         deployment=deployment,
@@ -135,7 +140,7 @@ def encode(
         prev_sha256=prev_sha256,
         kind=kind,
         epoch=epoch,
-        records=len(records),
+        records=records,
         first_time=first_time,
         last_time=last_time,
         body_sha256=hashlib.sha256(body).hexdigest(),
@@ -147,9 +152,41 @@ def encode(
     return name, stored, hashlib.sha256(stored).hexdigest()
 
 
-def encode_record(record: Mapping[str, Any]) -> bytes:
-    """One decision as a record line."""
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+SHARED = ("model_version", "model_digest", "route", "stream")
+PER_DECISION = ("time", "request_id", "input_sha256", "label", "score", "seq")
+
+
+def encode_block(block: Mapping[str, Any]) -> bytes:
+    """One batch of decisions as a block line: the ``SHARED`` fields once, the ``PER_DECISION``
+    fields as lists, optionally ``reason_codes`` (a list, ``null`` entries for rows without) and
+    ``inputs`` (feature -> list of values)."""
+    return orjson.dumps(block, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+
+
+def expand(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A block's decisions, one dict each (contracts §7 describes the fields)."""
+    count = len(block["time"])
+    if any(not isinstance(block.get(name), list) or len(block[name]) != count for name in PER_DECISION):
+        raise ValueError(f"every per-decision field ({', '.join(PER_DECISION)}) needs {count} entries")
+    shared = {name: block.get(name) for name in SHARED}
+    reasons = block.get("reason_codes")
+    inputs = block.get("inputs")
+    found: list[dict[str, Any]] = []
+    for i in range(count):
+        record: dict[str, Any] = {
+            "time": block["time"][i],
+            "request_id": block["request_id"][i],
+            **shared,
+            "input_sha256": block["input_sha256"][i],
+            "output": {"label": block["label"][i], "score": block["score"][i]},
+            "seq": block["seq"][i],
+        }
+        if reasons is not None and reasons[i] is not None:
+            record["reason_codes"] = reasons[i]
+        if inputs is not None:
+            record["inputs"] = {name: values[i] for name, values in inputs.items()}
+        found.append(record)
+    return found
 
 
 def decode(name: str, stored: bytes) -> Segment:
@@ -173,13 +210,14 @@ def decode(name: str, stored: bytes) -> Segment:
         raise SegmentError(f"{name}: its records do not match the header's body_sha256")
     if header.seq != parsed.seq:
         raise SegmentError(f"{name}: the header says segment {header.seq}, the name {parsed.seq}")
-    lines = body.splitlines()
-    if len(lines) != header.records:
-        raise SegmentError(f"{name}: {len(lines)} records, the header says {header.records}")
+    records: list[dict[str, Any]] = []
     try:
-        records = [orjson.loads(line) for line in lines]
-    except orjson.JSONDecodeError as error:
-        raise SegmentError(f"{name}: a record is not JSON ({error})") from error
+        for line in body.splitlines():
+            records.extend(expand(orjson.loads(line)))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise SegmentError(f"{name}: a block of decisions is malformed ({error})") from error
+    if len(records) != header.records:
+        raise SegmentError(f"{name}: {len(records)} decisions, the header says {header.records}")
     return Segment(header, records, hashlib.sha256(stored).hexdigest())
 
 

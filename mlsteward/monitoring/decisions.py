@@ -180,10 +180,10 @@ class DecisionLog:
             return
         while self._queued:
             taken = self._take()
-            lines, first, last = self._records(taken)
+            lines, first, last = self._blocks(taken)
             if not lines:
                 continue
-            if not self._write("records", lines, first, last):
+            if not self._write("records", lines, first, last, sum(item.rows for item in taken)):
                 return
 
     def _flush_pending(self) -> bool:
@@ -193,7 +193,9 @@ class DecisionLog:
         name, stored, digest, count = self._pending
         return self._put(name, stored, digest, count)
 
-    def _write(self, kind: segments.Kind, lines: list[bytes], first: float, last: float) -> bool:
+    def _write(
+        self, kind: segments.Kind, lines: list[bytes], first: float, last: float, records: int = 0
+    ) -> bool:
         config = self.config
         name, stored, digest = segments.encode(
             namespace=config.namespace,
@@ -203,11 +205,12 @@ class DecisionLog:
             prev_sha256=self._prev,
             kind=kind,
             epoch=self.epoch,
-            records=lines,
+            blocks=lines,
+            records=records,
             first_time=first,
             last_time=last,
         )
-        return self._put(name, stored, digest, len(lines))
+        return self._put(name, stored, digest, records)
 
     def _put(self, name: str, stored: bytes, digest: str, count: int) -> bool:
         try:
@@ -224,14 +227,13 @@ class DecisionLog:
         self.written_records += count
         return True
 
-    def _records(self, taken: list[_Queued]) -> tuple[list[bytes], float, float]:
+    def _blocks(self, taken: list[_Queued]) -> tuple[list[bytes], float, float]:
         lines: list[bytes] = []
         first, last = float("inf"), float("-inf")
         for item in taken:
-            for record in _decisions(item.document, item.rows, self.config.log_inputs):
-                lines.append(segments.encode_record(record))
-                moment = record["time"]
-                first, last = min(first, moment), max(last, moment)
+            block = _block(item.document, item.rows, self.config.log_inputs)
+            lines.append(segments.encode_block(block))
+            first, last = min(first, *block["time"]), max(last, *block["time"])
         return lines, first, last
 
     def _expire(self) -> None:
@@ -247,38 +249,28 @@ class DecisionLog:
             _log.info("decision log: retention deleted %d expired segments", len(deleted))
 
 
-def _decisions(document: Mapping[str, Any], count: int, log_inputs: bool) -> Iterator[dict[str, Any]]:
-    """Records of one accepted ``POST /v1/rows`` body (contracts §4), in row order."""
+def _block(document: Mapping[str, Any], count: int, log_inputs: bool) -> dict[str, Any]:
+    """The block of decisions (contracts §7) of one accepted ``POST /v1/rows`` body (§4)."""
     features: Mapping[str, list[Any]] = document.get("features") or {}
-    rows = records.rows(features, count)
-    digests = records.digests(rows)
     prediction: Mapping[str, Any] = document.get("prediction") or {}
-    labels = prediction.get("label") or [None] * count
-    scores = prediction.get("score") or [None] * count
-    ids = document.get("request_ids") or [None] * count
     batch_time = float(document.get("time") or 0.0)
-    times = document.get("times") or [batch_time] * count
-    seqs = document.get("seq") or [None] * count
-    reasons = document.get("reason_codes")
-    version, digest = document.get("model_version", ""), document.get("model_digest")
-    route, stream = document.get("route", "champion"), document.get("stream")
-    for i in range(count):
-        record: dict[str, Any] = {
-            "time": times[i],
-            "request_id": ids[i],
-            "model_version": version,
-            "model_digest": digest,
-            "route": route,
-            "input_sha256": digests[i],
-            "output": {"label": labels[i], "score": scores[i]},
-            "stream": stream,
-            "seq": seqs[i],
-        }
-        if reasons is not None and reasons[i] is not None:
-            record["reason_codes"] = reasons[i]
-        if log_inputs:
-            record["inputs"] = rows[i]
-        yield record
+    block: dict[str, Any] = {
+        "time": document.get("times") or [batch_time] * count,
+        "request_id": document.get("request_ids") or [None] * count,
+        "model_version": document.get("model_version", ""),
+        "model_digest": document.get("model_digest"),
+        "route": document.get("route", "champion"),
+        "stream": document.get("stream"),
+        "input_sha256": records.digests(records.rows(features, count)),
+        "label": prediction.get("label") or [None] * count,
+        "score": prediction.get("score") or [None] * count,
+        "seq": document.get("seq") or [None] * count,
+    }
+    if document.get("reason_codes") is not None:
+        block["reason_codes"] = document["reason_codes"]
+    if log_inputs:
+        block["inputs"] = dict(features)
+    return block
 
 
 class DecisionLogCollector(Collector):

@@ -51,7 +51,7 @@ def test_a_decision_is_found_by_request_id_and_a_sigkill_loses_only_a_visible_ta
         10.0,
         pair.monitor.log.read_text()[-2000:],
     )
-    assert monitor_metric(pair.monitor, "mlsteward_audit_decisions_dropped_total") == 0
+    assert "\nmlsteward_audit_decisions_dropped_total 0.0\n" in pair.monitor.get("/metrics").text
     pair.sigkill_monitor()
     restarted = pair.start_monitor()
     for i in range(2):

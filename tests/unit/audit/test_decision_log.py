@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+import zstandard
 
 from mlsteward.audit import chains, locations, reader, records, retention, segments
 from mlsteward.monitoring import decisions
@@ -151,12 +152,12 @@ def test_a_re_encoded_segment_breaks_the_link_to_the_next_one(written: pathlib.P
     target = segment_files(written)[2]
     decoded = segments.decode(target.name, target.read_bytes())
     header = decoded.header
-    forged_records = [
-        segments.encode_record({**r, "output": {"label": "1", "score": 0.99}}) for r in decoded.records
-    ]
+    stored_plain = zstandard.ZstdDecompressor().decompress(target.read_bytes())
+    blocks = [orjson.loads(line) for line in stored_plain.splitlines()[1:]]
+    forged = [segments.encode_block({**block, "score": [0.99] * len(block["score"])}) for block in blocks]
     name, stored, _ = segments.encode(
         namespace="risk", deployment="credit", chain="pod-0", seq=header.seq, prev_sha256=header.prev_sha256,
-        kind=header.kind, epoch=header.epoch, records=forged_records,
+        kind=header.kind, epoch=header.epoch, blocks=forged, records=header.records,
         first_time=header.first_time, last_time=header.last_time,
     )  # fmt: skip
     assert name == target.name
