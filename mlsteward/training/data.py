@@ -107,9 +107,13 @@ def parse(raw: RawDataset, columns: list[str]) -> pd.DataFrame:
 
     try:
         if raw.format == "parquet":
-            parquet = pq.ParquetFile(pa.BufferReader(raw.content))
-            present = set(parquet.schema_arrow.names)
-            table = parquet.read(columns=[c for c in columns if c in present])
+            schema = pq.ParquetFile(pa.BufferReader(raw.content)).schema_arrow
+            wanted = [c for c in columns if c in set(schema.names)]
+            # Text columns decode straight into dictionary arrays (the file's own dictionary
+            # pages): no Python string, and no hashing of every row, before pandas sees them.
+            text = [c for c in wanted if _is_text(pa, schema.field(c).type)]
+            parquet = pq.ParquetFile(pa.BufferReader(raw.content), read_dictionary=text)
+            table = parquet.read(columns=wanted).unify_dictionaries()
         else:
             source: Any = pa.BufferReader(raw.content)
             if raw.uri.lower().endswith(".gz"):
@@ -119,7 +123,11 @@ def parse(raw: RawDataset, columns: list[str]) -> pd.DataFrame:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
         raise errors.DataInvalidError(f"dataset {raw.uri} is not valid {raw.format}: {error}") from error
     # Text columns arrive as pandas categoricals: no Python string per row until one is needed.
-    return table.to_pandas(strings_to_categorical=True)
+    return table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
+
+
+def _is_text(pa: Any, arrow_type: Any) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
 
 
 def validate(frame: pd.DataFrame, spec: api_model.ModelSpec) -> pd.DataFrame:
@@ -140,12 +148,21 @@ def validate(frame: pd.DataFrame, spec: api_model.ModelSpec) -> pd.DataFrame:
         series = frame[column]
         if series.isna().all():
             raise errors.DataInvalidError(f"feature {column!r} is missing in every row")
-        out[column] = _categorical(column, series) if column in categorical else _numeric(column, series)
-    out[dataset.target] = _target(dataset.target, frame[dataset.target], spec.task)
+        out[column] = (
+            _objects(_categorical(column, series)) if column in categorical else _numeric(column, series)
+        )
+    target = _target(dataset.target, frame[dataset.target], spec.task)
+    out[dataset.target] = _objects(target) if target.dtype == object else target
     for column in dataset.sensitive:
         if column in frame.columns:
             out[column] = frame[column]
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+
+
+def _objects(values: np.ndarray[Any, Any]) -> pd.Series:
+    """Text kept as an object column: pandas 3 would otherwise copy it into a string array, and
+    every consumer (the pipeline, ONNX Runtime) turns it back into Python strings, row by row."""
+    return pd.Series(values, dtype=object, copy=False)
 
 
 def _numeric(column: str, series: pd.Series) -> np.ndarray[Any, Any]:

@@ -30,14 +30,21 @@ def group_labels(series: pd.Series, reference: pd.Series | None = None) -> np.nd
         values = series.to_numpy(dtype="float64", na_value=np.nan)
         source = series if reference is None else reference
         present = source.dropna().to_numpy(dtype="float64")
-        if len(np.unique(present)) > _MAX_DISCRETE:
+        # A hash pass for the distinct count and a selection for the quartiles: no full sort.
+        if len(pd.unique(present)) > _MAX_DISCRETE:
             edges = np.unique(np.quantile(present, [0.25, 0.5, 0.75]))
             names = _band_names(edges)
             index = np.searchsorted(edges, np.where(missing, 0.0, values), side="right")
             labels = np.asarray(names, dtype=object)[index]
             labels[missing] = MISSING_GROUP
             return labels
-        text: np.ndarray[Any, Any] = np.asarray([_number(v) for v in values], dtype=object)
+        distinct, inverse = np.unique(np.where(missing, 0.0, values), return_inverse=True)
+        text: np.ndarray[Any, Any] = np.asarray([_number(v) for v in distinct], dtype=object)[inverse]
+    elif isinstance(series.dtype, pd.CategoricalDtype):
+        # One string per category, gathered by code (the trainer reads text columns as categoricals).
+        categories = np.asarray([str(c) for c in series.cat.categories] + [MISSING_GROUP], dtype=object)
+        codes = series.cat.codes.to_numpy()
+        text = categories[np.where(codes < 0, len(categories) - 1, codes)]
     else:
         text = series.astype(str).to_numpy(dtype=object)
     text[missing] = MISSING_GROUP
@@ -56,9 +63,8 @@ def _band_names(edges: np.ndarray[Any, Any]) -> list[str]:
     return names
 
 
-def _rate(mask: np.ndarray[Any, Any], within: np.ndarray[Any, Any]) -> float | None:
-    total = int(within.sum())
-    return float((mask & within).sum() / total) if total else None
+def _rate(count: int, total: int) -> float | None:
+    return count / total if total else None
 
 
 def column_report(
@@ -69,16 +75,29 @@ def column_report(
 ) -> dict[str, Any]:
     """The report for one sensitive column; positives are None when the task has no selection
     (regression, multiclass), which leaves only group sizes."""
-    sizes = {str(k): int(v) for k, v in pd.Series(groups, dtype=object).value_counts(sort=False).items()}
+    # Every count in one pass per quantity: group codes by hashing, then bincount.
+    codes, uniques = pd.factorize(pd.Series(groups, dtype=object), use_na_sentinel=False)
+    width = len(uniques)
+
+    def counts(mask: np.ndarray[Any, Any] | None = None) -> list[int]:
+        chosen = codes if mask is None else codes[np.asarray(mask, dtype=bool)]
+        return [int(n) for n in np.bincount(chosen, minlength=width)]
+
+    sizes = counts()
     per_group: dict[str, dict[str, Any]] = {}
-    for name in sorted(sizes):
-        entry: dict[str, Any] = {"size": sizes[name]}
+    if y_true_positive is not None and predicted_positive is not None:
+        truth = np.asarray(y_true_positive, dtype=bool)
+        selected = np.asarray(predicted_positive, dtype=bool)
+        chosen, positives = counts(selected), counts(truth)
+        true_positives, false_positives = counts(selected & truth), counts(selected & ~truth)
+    for index in sorted(range(width), key=lambda i: str(uniques[i])):
+        entry: dict[str, Any] = {"size": sizes[index]}
         if y_true_positive is not None and predicted_positive is not None:
-            in_group = groups == name
-            entry["selection_rate"] = _rate(predicted_positive, in_group)
-            entry["true_positive_rate"] = _rate(predicted_positive, in_group & y_true_positive)
-            entry["false_positive_rate"] = _rate(predicted_positive, in_group & ~y_true_positive)
-        per_group[str(name)] = entry
+            negatives = sizes[index] - positives[index]
+            entry["selection_rate"] = _rate(chosen[index], sizes[index])
+            entry["true_positive_rate"] = _rate(true_positives[index], positives[index])
+            entry["false_positive_rate"] = _rate(false_positives[index], negatives)
+        per_group[str(uniques[index])] = entry
     small = sorted(g for g, e in per_group.items() if e["size"] < gates.min_group_size)
     eligible = [e for g, e in per_group.items() if g not in small]
     report: dict[str, Any] = {

@@ -14,8 +14,16 @@ GateStatus = str  # "passed" | "failed" | "inconclusive"
 
 def class_codes(values: np.ndarray[Any, Any], classes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Each value's index in ``classes`` (-1 when absent): integer labels keep the metrics fast."""
+    values, classes = np.asarray(values), np.asarray(classes)
+    if values.dtype.kind in "iub" and classes.dtype.kind in "iub":
+        # Integer labels (the common case): a binary search, no text.
+        order = np.argsort(classes, kind="stable")
+        ordered = classes[order]
+        position = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+        found: np.ndarray[Any, Any] = np.where(ordered[position] == values, order[position], -1)
+        return found.astype(np.int64)
     codes: np.ndarray[Any, Any] = pd.Categorical(
-        np.asarray(values).astype(str), categories=np.asarray(classes).astype(str)
+        values.astype(str), categories=classes.astype(str)
     ).codes.astype(np.int64)
     return codes
 

@@ -191,18 +191,15 @@ def _proxy_reports(
     # busy machine made one proxy fit 10x slower.
     with _stage("proxies"), threadpool_limits(limits=1):
         dataset_spec = spec.dataset
-        return {
-            column: proxies.score(
-                frame,
-                frame[column],
-                features=list(dataset_spec.features),
-                categorical=list(dataset_spec.categorical),
-                max_rows=max_rows,
-                seed=spec.estimator.seed,
-                threshold=spec.protected_attributes.max_proxy_roc_auc,
-            )
-            for column in columns
-        }
+        return proxies.reports(
+            frame,
+            columns,
+            features=list(dataset_spec.features),
+            categorical=list(dataset_spec.categorical),
+            max_rows=max_rows,
+            seed=spec.estimator.seed,
+            threshold=spec.protected_attributes.max_proxy_roc_auc,
+        )
 
 
 def _holdout_metrics(
@@ -225,10 +222,10 @@ def _fairness_reports(
     binary = spec.task == "classification" and classes is not None and len(classes) == 2
     y_pos = pred_pos = None
     if binary:
-        positive = str(classes[1])
         assert served.labels is not None
-        y_pos = test[spec.dataset.target].to_numpy().astype(str) == positive
-        pred_pos = served.labels.astype(str) == positive
+        class_array = np.asarray(classes)
+        y_pos = metrics.class_codes(test[spec.dataset.target].to_numpy(), class_array) == 1
+        pred_pos = metrics.class_codes(served.labels, class_array) == 1
     reports: dict[str, Any] = {}
     for column in spec.dataset.sensitive:
         if column not in frame.columns:

@@ -42,7 +42,16 @@ def test_a_credit_model_becomes_a_verified_artifact_that_follows_the_contract(
     digest = run.outcome["artifact"]["digest"]
     verified = artifacts.open_artifact_in_store(store, digest)
     assert sorted(verified.files) == sorted(
-        ["model.onnx", "schema.json", "profile.json", "metrics.json", "lineage.json", "card.json", "card.md"]
+        [
+            "model.onnx",
+            "schema.json",
+            "profile.json",
+            "metrics.json",
+            "lineage.json",
+            "card.json",
+            "card.md",
+            "spec.json",
+        ]
     )
     termination_bytes = termination.read_bytes()
     assert json.loads(termination_bytes) == run.outcome and len(termination_bytes) < 4096
