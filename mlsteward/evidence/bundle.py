@@ -33,6 +33,7 @@ def assemble(
     record: Obj | None = None,
     deployments: list[Obj] | None = None,
     monitors: list[Obj] | None = None,
+    approvals: list[Obj] | None = None,
 ) -> Obj:
     """The bundle document. ``files`` maps artifact file names (lineage.json, metrics.json,
     card.json, schema.json, spec.json when present) to their parsed content."""
@@ -96,6 +97,19 @@ def assemble(
         ],
         "gates": {**(metrics.get("gates") or {}), "parity": metrics.get("parity")},
         "history": _history(deployments or [], number, digest),
+        "approvals": sorted(
+            (
+                {
+                    "deployment": (a.get("spec") or {}).get("deployment"),
+                    "version": (a.get("spec") or {}).get("version"),
+                    "approved_by": (a.get("spec") or {}).get("approvedBy"),
+                    "reason": (a.get("spec") or {}).get("reason"),
+                    "at": (a.get("metadata") or {}).get("creationTimestamp"),
+                }
+                for a in approvals or []
+            ),
+            key=lambda a: (str(a["at"] or ""), str(a["deployment"])),
+        ),
         "monitoring": _monitoring(monitors or []),
         "lineage": {
             "spec_hash": lineage.get("spec_hash"),

@@ -45,6 +45,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         deployments: list[dict[str, Any]] = []
         monitors: list[dict[str, Any]] = []
+        approvals: list[dict[str, Any]] = []
         if args.artifact is not None:
             if args.model is not None:
                 raise sources.EvidenceError("give a MODEL name or --artifact, not both")
@@ -56,6 +57,7 @@ def main(argv: Sequence[str]) -> int:
             deployments = sources.deployments_of(kube, record.namespace, record.model)
             names = [str((d.get("metadata") or {}).get("name")) for d in deployments]
             monitors = sources.monitors_of(kube, record.namespace, names)
+            approvals = sources.approvals_of(kube, record.namespace, record.digest)
         else:
             raise sources.EvidenceError("give a MODEL name (read from the cluster) or --artifact URI")
         with tempfile.TemporaryDirectory(prefix="mlsteward-docs-cache-") as cache:
@@ -72,6 +74,7 @@ def main(argv: Sequence[str]) -> int:
             record=record.record or None,
             deployments=deployments,
             monitors=monitors,
+            approvals=approvals,
         )
         written = _write(args.out, _stem(record), document)
     except (sources.EvidenceError, cluster.ClusterError) as error:

@@ -251,29 +251,48 @@ def sections(doc: Obj) -> list[Section]:
             ],
         )
     )
-    out.append(
-        (
-            "Approvals and promotion history",
-            [
-                (
-                    "table",
-                    ["at", "deployment", "action", "reason", "approved by"],
+    approvals = doc.get("approvals") or []
+    approval_blocks: list[Block] = (
+        [
+            (
+                "table",
+                ["approved at", "deployment", "version", "approved by", "reason"],
+                [
                     [
-                        [
-                            number(h["at"]),
-                            h["deployment"],
-                            h["action"],
-                            number(h["reason"]),
-                            number(h["approved_by"]),
-                        ]
-                        for h in doc["history"]
-                    ],
-                )
-            ]
-            if doc["history"]
-            else [("p", "No Deployment has served or promoted this version (or none was readable).")],
-        )
+                        number(a["at"]),
+                        a["deployment"],
+                        number(a["version"]),
+                        number(a["approved_by"]),
+                        a["reason"],
+                    ]
+                    for a in approvals
+                ],
+            )
+        ]
+        if approvals
+        else [("p", "No Approval names this artifact (or none was readable).")]
     )
+    history_blocks: list[Block] = (
+        [
+            (
+                "table",
+                ["at", "deployment", "action", "reason", "approved by"],
+                [
+                    [
+                        number(h["at"]),
+                        h["deployment"],
+                        h["action"],
+                        number(h["reason"]),
+                        number(h["approved_by"]),
+                    ]
+                    for h in doc["history"]
+                ],
+            )
+        ]
+        if doc["history"]
+        else [("p", "No Deployment has served or promoted this version (or none was readable).")]
+    )
+    out.append(("Approvals and promotion history", approval_blocks + history_blocks))
     out.append(("Known limitations", [("list", documentation["limitations"] or ["None stated."])]))
     monitoring_blocks: list[Block] = []
     for m in doc["monitoring"]:

@@ -135,6 +135,15 @@ def deployments_of(cluster: cluster_module.Cluster, namespace: str, model: str) 
     return [d for d in items if ((d.get("spec") or {}).get("modelRef") or {}).get("name") == model]
 
 
+def approvals_of(cluster: cluster_module.Cluster, namespace: str, digest: str) -> list[Obj]:
+    """The Approval objects in ``namespace`` for the artifact ``digest``; none when unreadable."""
+    try:
+        items = cluster.list_items(cluster_module.resource_path("approvals", namespace))
+    except cluster_module.ClusterError:
+        return []
+    return [a for a in items if (a.get("spec") or {}).get("digest") == digest]
+
+
 def monitors_of(cluster: cluster_module.Cluster, namespace: str, deployments: list[str]) -> list[Obj]:
     """The Monitors in ``namespace`` watching any of ``deployments``; none when they cannot be read."""
     try:
