@@ -85,7 +85,9 @@ class Cluster:
         listed = [p for p in source.get("KUBECONFIG", "").split(os.pathsep) if p]
         path = pathlib.Path(listed[0]) if listed else pathlib.Path.home() / ".kube" / "config"
         if not path.is_file():
-            raise ClusterError(f"no kubeconfig at {path}: set KUBECONFIG or use the offline flags")
+            raise ClusterError(
+                f"no kubeconfig at {path}: set KUBECONFIG (verify and docs also run offline: --artifact)"
+            )
         return cls(path)
 
     def _material(self, user: Obj, field: str, base: pathlib.Path) -> pathlib.Path | None:
