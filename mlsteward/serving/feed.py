@@ -7,7 +7,10 @@ queue counted in rows, and gives the rows consecutive sequence numbers of this p
 dropped and counted, never waited for. A background task takes up to ``batch_rows`` rows at a
 time, groups them by (version, route), and builds each column-oriented body once per batch in C
 (numpy concatenation, orjson) before POSTing it to ``<monitor-url>/v1/rows`` with a tiny HTTP/1.1
-client (one connection per batch, ``Connection: close``).
+client on one kept-alive connection (a new connection per batch cost more than building the
+body). The connection is reopened when it has been idle for ``_IDLE_REOPEN_S``, below the
+sidecar's keep-alive timeout, so a batch is never sent on a connection the sidecar is closing;
+a failed send is counted and never retried (a retry could log a decision twice).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import orjson
 from mlsteward.serving import metrics as metrics_module
 
 _log = logging.getLogger("mlsteward.serving.feed")
+_IDLE_REOPEN_S = 2.0  # uvicorn closes idle keep-alive connections after 5 s
 _AnyArray = np.ndarray[Any, Any]
 
 
@@ -74,6 +78,8 @@ class MonitorFeed:
         self._metrics = metrics
         self._wakeup = asyncio.Event()
         self._dropped_full = metrics.monitor_dropped_rows.labels("queue_full")
+        self._connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._last_used = 0.0
         self.stream = secrets.token_hex(8)
         """This process's stream id: with the per-row ``seq`` it identifies every scored row."""
         self._next_seq = 0
@@ -119,6 +125,7 @@ class MonitorFeed:
         except asyncio.CancelledError:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self.flush(), self._timeout_s)
+            self._disconnect()
             raise
 
     async def flush(self) -> None:
@@ -141,7 +148,7 @@ class MonitorFeed:
         try:
             body = build_body(items, self.stream)
             status = await asyncio.wait_for(self._post(body), self._timeout_s)
-        except (OSError, TimeoutError, ValueError) as error:
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
             _log.warning(
                 "monitor feed: %d rows not delivered to %s:%d: %s", rows, self._host, self._port, error
             )
@@ -154,11 +161,15 @@ class MonitorFeed:
             self._metrics.monitor_dropped_rows.labels("rejected").inc(rows)
 
     async def _post(self, body: bytes) -> int:
-        reader, writer = await asyncio.open_connection(self._host, self._port)
+        if self._connection is not None and time.monotonic() - self._last_used > _IDLE_REOPEN_S:
+            self._disconnect()
+        if self._connection is None:
+            self._connection = await asyncio.open_connection(self._host, self._port)
+        reader, writer = self._connection
         try:
             head = (
                 f"POST {self._path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
             )
             writer.write(head.encode("latin-1") + body)
             await writer.drain()
@@ -166,9 +177,32 @@ class MonitorFeed:
             parts = status_line.split()
             if len(parts) < 2 or not parts[1].isdigit():
                 raise ValueError(f"malformed status line {status_line[:80]!r}")
-            return int(parts[1])
-        finally:
-            writer.close()
+            # Reuse only an HTTP/1.1 connection whose answer had a length and no "close".
+            length: int | None = None
+            keep = parts[0] == b"HTTP/1.1"
+            while (line := await reader.readline()) not in {b"\r\n", b"\n", b""}:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value.strip())
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    keep = False
+            if length is None:
+                keep = False
+            elif length:
+                await reader.readexactly(length)
+        except BaseException:
+            self._disconnect()
+            raise
+        self._last_used = time.monotonic()
+        if not keep:
+            self._disconnect()
+        return int(parts[1])
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection[1].close()
+            self._connection = None
 
 
 def build_body(items: list[_Scored], stream: str) -> bytes:
