@@ -12,8 +12,11 @@ work on the machine spreads over all three:
 
 The load comes from ``wrk`` (Debian package) at concurrency 8 with 1 and 32 rows per request.
 Each point is measured ``--repeat`` times (the first round is preceded by a 1-second warm-up);
-the table shows medians, the cost against ``detached``, and the 1-minute load average at the
-start and end of the run. At the end it checks that the sidecars really received the rows and
+the table shows medians, the throughput cost against ``detached``, and the CPU time the server
+process spent per request (from /proc, so it does not depend on how busy the machine is) plus
+the sidecar's CPU per row over the whole run (its total CPU / rows it received) times the rows
+per request, against the detached server's CPU per request; and the 1-minute load average at
+the start and end of the run. At the end it checks that the sidecars really received the rows and
 that the decision log verifies.
 
 Usage::
@@ -47,6 +50,12 @@ import run  # type: ignore[import-not-found]  # noqa: E402  # the serving benchm
 
 MLSTEWARD = pathlib.Path(sys.executable).parent / "mlsteward"
 POINTS = ((1, 8), (32, 8))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc), in seconds."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def metric(url: str, name: str) -> float:
@@ -91,7 +100,7 @@ def reference(work: pathlib.Path, features: list[str]) -> tuple[pathlib.Path, st
 @contextlib.contextmanager
 def sidecar(
     artifact: tuple[pathlib.Path, str], work: pathlib.Path, log_store: pathlib.Path | None
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     port = run.free_port()
     path, digest = artifact
     command = [
@@ -107,7 +116,7 @@ def sidecar(
     url = f"http://127.0.0.1:{port}"
     try:
         run.wait_http(url + "/healthz", 60, process)
-        yield url
+        yield url, process.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -149,7 +158,7 @@ def main(argv: list[str]) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get update && apt-get install -y wrk", file=sys.stderr)
         return 2
-    import models as bench_models  # type: ignore[import-not-found]
+    import models as bench_models
 
     work: pathlib.Path = args.work
     index_path = work / "models" / "index.json"
@@ -165,8 +174,8 @@ def main(argv: list[str]) -> int:
     loads = [os.getloadavg()[0]]
     results: dict[tuple[str, int, int], list[dict[str, float]]] = {}
     with (
-        sidecar(artifact, cost_work, None) as plain_url,
-        sidecar(artifact, cost_work, log_store) as log_url,
+        sidecar(artifact, cost_work, None) as (plain_url, plain_pid),
+        sidecar(artifact, cost_work, log_store) as (log_url, log_pid),
         run.sink() as sink_port,
     ):
         servers = [
@@ -188,14 +197,19 @@ def main(argv: list[str]) -> int:
                 if item.error:
                     print(f"{item.name}: {item.error}", file=sys.stderr)
                     return 1
+            sidecar_cpu = {"attached": -cpu_seconds(plain_pid), "attached+log": -cpu_seconds(log_pid)}
             for round_ in range(args.repeat):
                 for rows, concurrency in POINTS:
                     for item in servers:
                         if round_ == 0:
                             run.wrk(item.infer_url, payloads[rows], concurrency, 1, cost_work)
+                        assert item.process is not None
+                        before = cpu_seconds(item.process.pid)
                         result = run.wrk(
                             item.infer_url, payloads[rows], concurrency, args.duration, cost_work
                         )
+                        requests = result["rps"] * args.duration
+                        result["cpu_us"] = (cpu_seconds(item.process.pid) - before) / requests * 1e6
                         results.setdefault((item.name, rows, concurrency), []).append(result)
                         print(
                             f"  round {round_ + 1} {item.name:13} rows={rows:<3} c={concurrency:<3} "
@@ -204,7 +218,9 @@ def main(argv: list[str]) -> int:
                             + (f"  ERRORS {result['errors']}" if result["errors"] else ""),
                             flush=True,
                         )
-            time.sleep(1.0)  # let the feeds deliver their last batches
+            time.sleep(12.0)  # let the feeds deliver and the decision log write their last batches
+            sidecar_cpu["attached"] += cpu_seconds(plain_pid)
+            sidecar_cpu["attached+log"] += cpu_seconds(log_pid)
         finally:
             for item in servers:
                 item.stop()
@@ -223,21 +239,36 @@ def main(argv: list[str]) -> int:
     print(f"model {args.model}, {args.repeat} x {args.duration:g} s per point, medians; "
           f"1-minute load average {loads[0]:.1f} at start, {loads[-1]:.1f} at end")  # fmt: skip
     print()
-    print("| variant | rows/req | c | req/s | rows/s | p50 ms | p99 ms | throughput vs detached |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    sidecar_us = {
+        "attached": sidecar_cpu["attached"] / max(checks["attached sidecar rows"], 1) * 1e6,
+        "attached+log": sidecar_cpu["attached+log"] / max(checks["attached+log sidecar rows"], 1) * 1e6,
+    }
+    print(
+        "| variant | rows/req | c | req/s | rows/s | p50 ms | p99 ms | throughput vs detached "
+        "| server CPU µs/req | + sidecar CPU µs/req | CPU vs detached |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rows, concurrency in POINTS:
         base = statistics.median(r["rps"] for r in results[("detached", rows, concurrency)])
+        base_cpu = statistics.median(r["cpu_us"] for r in results[("detached", rows, concurrency)])
         for item in servers:
             runs = results[(item.name, rows, concurrency)]
             rps = statistics.median(r["rps"] for r in runs)
             p50 = statistics.median(r["p50"] for r in runs)
             p99 = statistics.median(r["p99"] for r in runs)
+            cpu = statistics.median(r["cpu_us"] for r in runs)
+            side = sidecar_us.get(item.name, 0.0) * rows
             print(
                 f"| {item.name} | {rows} | {concurrency} | {rps:,.0f} | {rps * rows:,.0f} | {p50:.2f} | "
-                f"{p99:.2f} | {rps / base - 1:+.1%} |"
+                f"{p99:.2f} | {rps / base - 1:+.1%} | {cpu:.0f} | {side:.0f} "
+                f"| {(cpu + side) / base_cpu - 1:+.1%} |"
             )
     print()
     print("checks: " + ", ".join(f"{k} {v:,.0f}" for k, v in checks.items()) + f"; chain {report.verdict}")
+    print(
+        "sidecar CPU per row over the whole run: "
+        + ", ".join(f"{name} {value:.1f} µs" for name, value in sidecar_us.items())
+    )
     errors = sum(r["errors"] for runs in results.values() for r in runs)
     return 0 if errors == 0 else 1
 

@@ -261,7 +261,7 @@ def _block(document: Mapping[str, Any], count: int, log_inputs: bool) -> dict[st
         "model_digest": document.get("model_digest"),
         "route": document.get("route", "champion"),
         "stream": document.get("stream"),
-        "input_sha256": records.digests(records.rows(features, count)),
+        "input_sha256": records.input_digests(features, count),
         "label": prediction.get("label") or [None] * count,
         "score": prediction.get("score") or [None] * count,
         "seq": document.get("seq") or [None] * count,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import struct
 import time
 from typing import Any
 
@@ -108,16 +109,30 @@ def test_every_decision_is_found_by_request_id_with_version_digest_output_and_in
     assert [d["request_id"] for d in multi][-2:] == ["multi:0", "multi:1"]
 
 
-def test_the_input_digest_is_the_same_from_float32_values_and_from_their_json_decimals() -> None:
-    values = np.random.default_rng(1).normal(size=50).astype(np.float32) * np.float32(1e3)
-    for value in values:
-        as_json = orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
-        assert records.canonical_row({"x": value, "c": "a"}) == records.canonical_row(
-            {"c": "a", "x": as_json}
-        )
-    canonical = b'{"age":41.5,"purpose":"car"}'
-    assert records.input_digest({"purpose": "car", "age": 41.5}) == (
+def test_the_input_digest_of_a_batch_equals_the_digest_of_each_row_recomputed_from_the_request() -> None:
+    rng = np.random.default_rng(1)
+    scored_values = (rng.normal(size=40) * 1e3).astype(np.float32)
+    scored_values[3] = np.nan  # a missing number
+    # What reaches the sidecar: the server's float32 values as JSON decimals, NaN as null.
+    income = orjson.loads(orjson.dumps(scored_values, option=orjson.OPT_SERIALIZE_NUMPY))
+    purpose = [["car", "home", "", "éducation"][i % 4] for i in range(40)]
+    batch = records.input_digests({"purpose": purpose, "income": income}, 40)
+    for i in range(40):
+        # What an auditor holds: the request's values (a missing number as None).
+        value = None if i == 3 else float(scored_values[i])
+        assert batch[i] == records.input_digest({"income": value, "purpose": purpose[i]})
+    interleaved = records.input_digests({"c": income, "b": purpose, "a": income}, 40)
+    assert interleaved[7] == records.input_digest({"a": income[7], "b": purpose[7], "c": income[7]})
+    numbers_only = records.input_digests({"b": income, "a": income}, 40)
+    assert numbers_only[5] == records.input_digest({"a": income[5], "b": income[5]})
+    canonical = struct.pack("<f", 41.0) + struct.pack("<I", 3) + b"car"
+    assert records.input_digest({"purpose": "car", "age": 41.0}) == (
         "sha256:" + hashlib.sha256(canonical).hexdigest()
+    )
+    assert (
+        records.canonical_row({"x": None})
+        == records.canonical_row({"x": float("nan")})
+        == b"\x00\x00\xc0\x7f"
     )
 
 
