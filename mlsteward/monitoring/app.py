@@ -24,6 +24,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import numpy as np
 import orjson
 import prometheus_client
 from prometheus_client import exposition
@@ -120,6 +121,12 @@ class App:
             body = await _read_body(scope, receive, self.settings.max_body_bytes)
         finally:
             self._reading -= 1
+        if _content_type(scope) == batches.BINARY_CONTENT_TYPE.encode():
+            try:
+                return batches.decode_binary(body)
+            except batches.BatchError as error:
+                status = 400 if error.reason == "malformed_json" else 422
+                raise HttpError(status, str(error), error.reason) from error
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -224,6 +231,14 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def _content_type(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media_type: bytes = value.split(b";", 1)[0].strip().lower()
+            return media_type
+    return b""
+
+
 def _claimed_rows(document: Any) -> int:
     """Rows a rejected batch claimed to have, for the rejected-rows counter (best effort)."""
     if isinstance(document, dict):
@@ -233,6 +248,6 @@ def _claimed_rows(document: Any) -> int:
         features = document.get("features")
         if isinstance(features, dict):
             for values in features.values():
-                if isinstance(values, list):
+                if isinstance(values, list | np.ndarray):
                     return len(values)
     return 0

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from mlsteward.monitoring import summaries
@@ -43,6 +44,8 @@ REASONS: tuple[Reason, ...] = (
     "too_large",
 )
 ROUTES = ("champion", "challenger", "shadow")
+BINARY_CONTENT_TYPE = "application/vnd.mlsteward.rows.v1"
+_ARRAY_DTYPES = frozenset({"<f4", "<f8", "<i8", "<i4", "<u8", "<u4"})
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _GROUP_TYPES = frozenset({str, int, float, bool, type(None)})
 MAX_VERSION_LENGTH = 64
@@ -131,7 +134,7 @@ def parse(
             if column.role == "feature":
                 missing += int(np.count_nonzero(np.isnan(block[:, column.numeric_index])))
             else:
-                scores = values
+                scores = values.tolist() if isinstance(values, np.ndarray) else values
         else:
             counts = _count_categorical(values, where)
             categorical[column.key] = counts
@@ -150,6 +153,45 @@ def parse(
     return Batch(rows, version, route, request_ids, block, categorical, labels, scores, metadata)
 
 
+def decode_binary(body: bytes) -> dict[str, Any]:
+    """The document of a binary ``POST /v1/rows`` body (contracts §4): the header JSON with each
+    ``{"$array": [dtype, offset, count]}`` replaced by a read-only numpy view of the bytes."""
+    if len(body) < 4:
+        raise BatchError("malformed_json", "the binary body is shorter than its 4-byte header length")
+    length = int.from_bytes(body[:4], "little")
+    if 4 + length > len(body):
+        raise BatchError("malformed_json", f"the binary header claims {length} bytes, the body is shorter")
+    try:
+        document = orjson.loads(body[4 : 4 + length])
+    except orjson.JSONDecodeError as error:
+        raise BatchError("malformed_json", f"the binary header is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise BatchError("bad_field", "the binary header must be a JSON object")
+    data = memoryview(body)[4 + length :]
+
+    def resolve(value: Any, where: str) -> Any:
+        if not (isinstance(value, dict) and "$array" in value):
+            return value
+        spec = value["$array"]
+        if not (isinstance(spec, list) and len(spec) == 3 and spec[0] in _ARRAY_DTYPES):
+            raise BatchError("bad_field", f"'{where}': $array must be [dtype, offset, count]")
+        dtype, offset, count = np.dtype(spec[0]), spec[1], spec[2]
+        if not (type(offset) is int and type(count) is int and offset >= 0 and count >= 0):
+            raise BatchError("bad_field", f"'{where}': $array offset and count must be non-negative integers")
+        if offset + count * dtype.itemsize > len(data):
+            raise BatchError("length_mismatch", f"'{where}': $array reaches past the end of the body")
+        return np.frombuffer(data, dtype, count, offset)
+
+    for key in list(document):
+        document[key] = resolve(document[key], key)
+    for section in ("features", "prediction"):
+        inner = document.get(section)
+        if isinstance(inner, dict):
+            for key in list(inner):
+                inner[key] = resolve(inner[key], f"{section}.{key}")
+    return document
+
+
 def _row_count(features: Mapping[str, Any], request_ids: object) -> int:
     if isinstance(request_ids, list):
         return len(request_ids)
@@ -160,13 +202,28 @@ def _row_count(features: Mapping[str, Any], request_ids: object) -> int:
 
 
 def _check_list(where: str, values: object, rows: int) -> None:
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        if len(values) != rows:
+            raise BatchError("length_mismatch", f"'{where}' has {len(values)} entries, expected {rows}")
+        return
     if not isinstance(values, list):
         raise BatchError("bad_field", f"'{where}' must be a list with one entry per row")
     if len(values) != rows:
         raise BatchError("length_mismatch", f"'{where}' has {len(values)} entries, expected {rows}")
 
 
-def _fill_numeric(block: NDArray[np.float64], index: int, values: list[Any], where: str) -> None:
+def _fill_numeric(block: NDArray[np.float64], index: int, values: Any, where: str) -> None:
+    if isinstance(values, np.ndarray):  # a binary body's column: no per-value type check needed
+        if values.dtype.kind != "f":
+            raise BatchError("wrong_type", f"'{where}' must be floating point, found {values.dtype}")
+        block[:, index] = values  # NaN = missing
+    else:
+        _fill_numeric_list(block, index, values, where)
+    if not np.isfinite(block[:, index][~np.isnan(block[:, index])]).all():
+        raise BatchError("wrong_type", f"'{where}' holds a non-finite number")
+
+
+def _fill_numeric_list(block: NDArray[np.float64], index: int, values: list[Any], where: str) -> None:
     kinds = set(map(type, values))
     if not kinds <= _NUMBER_TYPES:
         wrong = sorted(k.__name__ for k in kinds - _NUMBER_TYPES)
@@ -175,8 +232,6 @@ def _fill_numeric(block: NDArray[np.float64], index: int, values: list[Any], whe
         block[:, index] = values  # None becomes NaN
     except (OverflowError, ValueError) as error:
         raise BatchError("wrong_type", f"'{where}': {error}") from error
-    if not np.isfinite(block[:, index][~np.isnan(block[:, index])]).all():
-        raise BatchError("wrong_type", f"'{where}' holds a non-finite number")
 
 
 def _count_categorical(values: list[Any], where: str) -> collections.Counter[str | None]:

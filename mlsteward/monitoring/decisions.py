@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -233,7 +234,9 @@ class DecisionLog:
         for item in taken:
             block = _block(item.document, item.rows, self.config.log_inputs)
             lines.append(segments.encode_block(block))
-            first, last = min(first, *block["time"]), max(last, *block["time"])
+            if item.rows:
+                times = np.asarray(block["time"], dtype=np.float64)
+                first, last = min(first, float(times.min())), max(last, float(times.max()))
         return lines, first, last
 
     def _expire(self) -> None:
@@ -250,27 +253,34 @@ class DecisionLog:
 
 
 def _block(document: Mapping[str, Any], count: int, log_inputs: bool) -> dict[str, Any]:
-    """The block of decisions (contracts §7) of one accepted ``POST /v1/rows`` body (§4)."""
-    features: Mapping[str, list[Any]] = document.get("features") or {}
+    """The block of decisions (contracts §7) of one accepted ``POST /v1/rows`` body (§4).
+
+    Numeric fields may be numpy arrays (from a binary body); orjson writes them as lists.
+    """
+    features: Mapping[str, Any] = document.get("features") or {}
     prediction: Mapping[str, Any] = document.get("prediction") or {}
     batch_time = float(document.get("time") or 0.0)
     block: dict[str, Any] = {
-        "time": document.get("times") or [batch_time] * count,
-        "request_id": document.get("request_ids") or [None] * count,
+        "time": _given(document.get("times"), [batch_time] * count),
+        "request_id": _given(document.get("request_ids"), [None] * count),
         "model_version": document.get("model_version", ""),
         "model_digest": document.get("model_digest"),
         "route": document.get("route", "champion"),
         "stream": document.get("stream"),
         "input_sha256": records.input_digests(features, count),
-        "label": prediction.get("label") or [None] * count,
-        "score": prediction.get("score") or [None] * count,
-        "seq": document.get("seq") or [None] * count,
+        "label": _given(prediction.get("label"), [None] * count),
+        "score": _given(prediction.get("score"), [None] * count),
+        "seq": _given(document.get("seq"), [None] * count),
     }
     if document.get("reason_codes") is not None:
         block["reason_codes"] = document["reason_codes"]
     if log_inputs:
         block["inputs"] = dict(features)
     return block
+
+
+def _given(value: Any, default: list[Any]) -> Any:
+    return default if value is None else value
 
 
 class DecisionLogCollector(Collector):

@@ -6,7 +6,8 @@ queue counted in rows, and gives the rows consecutive sequence numbers of this p
 (so the decision log shows any row that never reached it); when the queue is full the rows are
 dropped and counted, never waited for. A background task takes up to ``batch_rows`` rows at a
 time, groups them by (version, route), and builds each column-oriented body once per batch in C
-(numpy concatenation, orjson) before POSTing it to ``<monitor-url>/v1/rows`` with a tiny HTTP/1.1
+(numpy concatenation; numeric columns as raw arrays, the rest orjson) before POSTing it to
+``<monitor-url>/v1/rows`` with a tiny HTTP/1.1
 client on one kept-alive connection (a new connection per batch cost more than building the
 body). The connection is reopened when it has been idle for ``_IDLE_REOPEN_S``, below the
 sidecar's keep-alive timeout, so a batch is never sent on a connection the sidecar is closing;
@@ -32,6 +33,8 @@ from mlsteward.serving import metrics as metrics_module
 
 _log = logging.getLogger("mlsteward.serving.feed")
 _IDLE_REOPEN_S = 2.0  # uvicorn closes idle keep-alive connections after 5 s
+CONTENT_TYPE = "application/vnd.mlsteward.rows.v1"
+"""The binary body (contracts §4): numeric columns as raw little-endian arrays, the rest JSON."""
 _AnyArray = np.ndarray[Any, Any]
 
 
@@ -169,7 +172,7 @@ class MonitorFeed:
         try:
             head = (
                 f"POST {self._path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
             )
             writer.write(head.encode("latin-1") + body)
             await writer.drain()
@@ -211,7 +214,7 @@ def build_body(items: list[_Scored], stream: str) -> bytes:
     It runs on the event loop once per batch, so the work is a handful of numpy calls per batch
     rather than per row: one concatenation of the requests' feature blocks (per column only for
     requests that came as one tensor per feature), one of the outputs, vectorised sequence
-    numbers; numeric arrays go straight to orjson (NaN is written as null).
+    numbers; numeric arrays travel as raw bytes (``encode_binary``), so no number is formatted.
     """
     first = items[0]
     counts = np.fromiter((item.rows for item in items), np.int64, len(items))
@@ -254,7 +257,38 @@ def build_body(items: list[_Scored], stream: str) -> bytes:
     }
     if any(item.reason_codes is not None for item in items):
         document["reason_codes"] = [codes for item in items for codes in _reason_codes(item)]
-    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    return encode_binary(document)
+
+
+def encode_binary(document: dict[str, Any]) -> bytes:
+    """The contracts §4 binary body: ``u32le(header length) + header JSON + arrays``.
+
+    Every numeric numpy array in the document (top level, ``features``, ``prediction``) is
+    replaced in the header by ``{"$array": [dtype, offset, count]}`` and its bytes appended,
+    each at an 8-byte-aligned offset from the start of the array section; the monitor reads them
+    back with ``numpy.frombuffer``, with no decimal formatting or parsing on either side.
+    """
+    chunks: list[bytes] = []
+    offset = 0
+
+    def reference(value: Any) -> Any:
+        nonlocal offset
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+            return value
+        array = np.ascontiguousarray(value.reshape(-1), dtype=value.dtype.newbyteorder("<"))
+        data = array.tobytes()
+        ref = {"$array": [array.dtype.str, offset, int(array.size)]}
+        padding = -len(data) % 8
+        chunks.append(data + b"\0" * padding)
+        offset += len(data) + padding
+        return ref
+
+    header = {key: reference(value) for key, value in document.items()}
+    for section in ("features", "prediction"):
+        if isinstance(header.get(section), dict):
+            header[section] = {key: reference(value) for key, value in header[section].items()}
+    head = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    return len(head).to_bytes(4, "little") + head + b"".join(chunks)
 
 
 def _prediction(items: list[_Scored]) -> tuple[list[Any] | None, _AnyArray]:

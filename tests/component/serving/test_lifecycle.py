@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from mlsteward.monitoring import batches
 from tests.component.serving.conftest import Server, Store, routing_document
 from tests.component.serving.test_endpoints import ROW, per_feature
 
@@ -49,7 +51,9 @@ class _Monitor(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if self.path == "/v1/rows":
-            document = json.loads(body)
+            # The server sends the binary body (contracts §4); read it as the monitor does.
+            decoded = batches.decode_binary(body)
+            document = json.loads(orjson.dumps(decoded, option=orjson.OPT_SERIALIZE_NUMPY))
             self.batches.append(document)
             answer = json.dumps({"accepted": len(document["request_ids"])}).encode()
             self.send_response(202)

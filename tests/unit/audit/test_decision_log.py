@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from mlsteward.audit import chains, locations, reader, records, retention, segments
-from mlsteward.monitoring import decisions
+from mlsteward.monitoring import batches, decisions
 from mlsteward.serving import feed
 
 NAMES = ["age", "income", "purpose"]
@@ -47,7 +47,7 @@ def scored(seq: int, rows: int, *, rid: str, codes: bool = False, at: float = NO
 
 
 def body(items: list[Any]) -> dict[str, Any]:
-    document: dict[str, Any] = orjson.loads(feed.build_body(items, "stream-a"))
+    document: dict[str, Any] = batches.decode_binary(feed.build_body(items, "stream-a"))
     return document
 
 

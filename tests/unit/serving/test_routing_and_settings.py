@@ -165,6 +165,13 @@ def test_the_reference_median_is_interpolated_from_the_profile_bins() -> None:
     assert models.reference_values(signature, {}) == {"x": 0.0, "c": ""}
 
 
+def _decoded(body: bytes) -> Any:
+    """The body as the monitor reads it, with its arrays as lists (NaN as None), as in JSON."""
+    from mlsteward.monitoring import batches
+
+    return orjson.loads(orjson.dumps(batches.decode_binary(body), option=orjson.OPT_SERIALIZE_NUMPY))
+
+
 def test_the_monitor_body_is_column_oriented_with_one_entry_per_row() -> None:
     first_probabilities = np.array([[0.2, 0.8]], np.float32)
     second_probabilities = np.array([[0.9, 0.1], [0.3, 0.7]], np.float32)
@@ -188,7 +195,7 @@ def test_the_monitor_body_is_column_oriented_with_one_entry_per_row() -> None:
             np.array([["x", "c"], ["c", "x"]], dtype=object),
         ),
     ]  # fmt: skip
-    document = orjson.loads(feed.build_body(scored, "stream-1"))
+    document = _decoded(feed.build_body(scored, "stream-1"))
     assert document["request_ids"] == ["a", "b:0", "b:1"]
     assert document["features"] == {"x": [1.5, None, 2.0], "c": ["car", "", "home"]}
     assert document["prediction"]["label"] == ["1", "0", "1"]
@@ -210,7 +217,7 @@ def test_a_one_tensor_request_goes_into_the_body_through_its_feature_block() -> 
             outputs, None, {}, None,
         )
     ]  # fmt: skip
-    document = orjson.loads(feed.build_body(scored, "s"))
+    document = _decoded(feed.build_body(scored, "s"))
     assert document["features"] == {"u": [1.0, 2.0], "v": [3.0, 4.0]}
     assert document["prediction"] == {"label": None, "score": [0.5, 0.25]}
     assert document["route"] == "shadow" and document["seq"] == [0, 1]
