@@ -87,3 +87,20 @@ def test_the_outcome_stays_under_four_kibibytes_with_a_huge_message() -> None:
 
     assert len(encoded) < outcome.MAX_TERMINATION_BYTES
     assert json.loads(encoded)["reason"] == "DataInvalid" and json.loads(encoded)["outcome"] == "failed"
+
+
+def test_parquet_text_columns_arrive_as_categoricals_and_leave_validation_as_shared_objects(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "d.parquet"
+    pd.DataFrame(
+        {"n": [1.0, 2.0, 3.0, 4.0], "c": ["a", None, "a", "b"], "y": ["p", "q", "p", "q"]}
+    ).to_parquet(path, index=False)
+
+    parsed = data.parse(data.fetch(str(path), None, None), ["n", "c", "y"])
+    valid = data.validate(parsed, _spec())
+
+    assert isinstance(parsed["c"].dtype, pd.CategoricalDtype)
+    assert valid["c"].dtype == object and valid["c"].tolist() == ["a", "", "a", "b"]
+    assert valid["c"][0] is valid["c"][2]  # one string object per category, not one per row
+    assert valid["y"].dtype == object and valid["y"].tolist() == ["p", "q", "p", "q"]
