@@ -221,10 +221,10 @@ def build_body(items: list[_Scored], stream: str) -> bytes:
     total = int(counts.sum())
     features: dict[str, Any] = {}
     blocks = [item.block for item in items]
+    shared: tuple[list[str], _AnyArray] | None = None
     if all(block is not None for block in blocks):
         joined: _AnyArray = np.concatenate(blocks, axis=1)  # type: ignore[arg-type]  # no None: checked
-        for name, column in zip(first.columns, joined, strict=True):
-            features[name] = column.reshape(-1)
+        shared = (list(first.columns), joined.reshape(len(first.columns), total))
     else:
         for name in first.columns:
             column = np.concatenate([item.columns[name] for item in items]).reshape(-1)
@@ -257,36 +257,55 @@ def build_body(items: list[_Scored], stream: str) -> bytes:
     }
     if any(item.reason_codes is not None for item in items):
         document["reason_codes"] = [codes for item in items for codes in _reason_codes(item)]
-    return encode_binary(document)
+    return encode_binary(document, shared)
 
 
-def encode_binary(document: dict[str, Any]) -> bytes:
+def encode_binary(document: dict[str, Any], features: tuple[list[str], _AnyArray] | None = None) -> bytes:
     """The contracts §4 binary body: ``u32le(header length) + header JSON + arrays``.
 
     Every numeric numpy array in the document (top level, ``features``, ``prediction``) is
-    replaced in the header by ``{"$array": [dtype, offset, count]}`` and its bytes appended,
-    each at an 8-byte-aligned offset from the start of the array section; the monitor reads them
+    replaced in the header by ``{"$array": [dtype, offset, count]}`` and its bytes appended at an
+    offset (from the start of the array section) that is a multiple of 8; the monitor reads them
     back with ``numpy.frombuffer``, with no decimal formatting or parsing on either side.
+    ``features``: names and a feature-major ``[F, rows]`` block, written in one piece, each
+    feature's reference pointing at its row of the block.
     """
     chunks: list[bytes] = []
     offset = 0
 
-    def reference(value: Any) -> Any:
+    def append(array: _AnyArray) -> int:
         nonlocal offset
+        start = offset
+        chunks.append(array.tobytes())
+        offset += array.nbytes
+        if offset % 8:
+            chunks.append(b"\0" * (-offset % 8))
+            offset += -offset % 8
+        return start
+
+    def reference(value: Any) -> Any:
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
             return value
-        array = np.ascontiguousarray(value.reshape(-1), dtype=value.dtype.newbyteorder("<"))
-        data = array.tobytes()
-        ref = {"$array": [array.dtype.str, offset, int(array.size)]}
-        padding = -len(data) % 8
-        chunks.append(data + b"\0" * padding)
-        offset += len(data) + padding
-        return ref
+        array = value.reshape(-1)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        return {"$array": [array.dtype.str, append(array), int(array.size)]}
 
     header = {key: reference(value) for key, value in document.items()}
     for section in ("features", "prediction"):
         if isinstance(header.get(section), dict):
             header[section] = {key: reference(value) for key, value in header[section].items()}
+    if features is not None:
+        names, block = features
+        block = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<"))
+        start, width = append(block), block.shape[1]
+        header["features"] = {
+            **header.get("features", {}),
+            **{
+                name: {"$array": [block.dtype.str, start + j * width * block.itemsize, width]}
+                for j, name in enumerate(names)
+            },
+        }
     head = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
     return len(head).to_bytes(4, "little") + head + b"".join(chunks)
 
@@ -303,14 +322,25 @@ def _prediction(items: list[_Scored]) -> tuple[list[Any] | None, _AnyArray]:
     else:
         score = probabilities.max(axis=1)
     joined = np.concatenate([item.outputs["label"].reshape(-1) for item in items])
-    labels = joined.tolist() if joined.dtype.kind == "O" else joined.astype(str).tolist()
+    if joined.dtype.kind == "O":
+        return joined.tolist(), score
+    # Few distinct classes: format each once and pick per row, rather than str() per row.
+    classes, positions = np.unique(joined, return_inverse=True)
+    names = np.array([str(value) for value in classes.tolist()], dtype=object)
+    labels: list[Any] = names[positions].tolist()
     return labels, score
+
+
+_SUFFIXES = [f":{i}" for i in range(4096)]  # row suffixes of multi-row requests, formatted once
 
 
 def _request_ids(item: _Scored) -> list[str]:
     if item.rows == 1:
         return [item.request_id]
-    return [f"{item.request_id}:{i}" for i in range(item.rows)]
+    rid = item.request_id
+    if item.rows <= len(_SUFFIXES):
+        return [rid + suffix for suffix in _SUFFIXES[: item.rows]]
+    return [f"{rid}:{i}" for i in range(item.rows)]
 
 
 def _reason_codes(item: _Scored) -> list[list[str] | None]:
