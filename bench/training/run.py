@@ -1,10 +1,13 @@
 """Benchmark: ``mlsteward train`` against a plain scikit-learn fit and the same fit under MLflow autolog.
 
-Prints a table of median wall time and peak memory (each run a fresh process, measured by
-``os.wait4``), at 10k, 100k and 1M rows of the synthetic credit data widened to 25 columns, for
-LogisticRegression, HistGradientBoosting and RandomForest. Not part of ``make test``.
+Prints a table of median wall time, CPU time and peak memory (each run a fresh process, measured
+by ``os.wait4``), the CPU time of the fit alone (the peer measures it around ``fit``, the trainer
+logs it as its ``fit`` stage) and the load average, at 10k, 100k and 1M rows of the synthetic
+credit data widened to 25 columns, for LogisticRegression, HistGradientBoosting and RandomForest.
+Not part of ``make test``.
 
     .venv/bin/python bench/training/run.py [--rows 10000 100000 1000000] [--repeats 3]
+    .venv/bin/python bench/training/run.py --table bench/training/results/results.json
 
 The MLflow peer runs in ``bench/training/.venv-peers`` (created here on first use; MLflow is
 never a runtime dependency). Every variant runs with the same environment, including
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
@@ -48,6 +52,7 @@ ESTIMATORS: dict[str, dict[str, Any]] = {
     },
 }
 FEATURES = [*datasets.NUMERIC, *datasets.CATEGORICAL, *(f"x{i}" for i in range(10))]
+_FIT_STAGE = re.compile(rb"stage fit took [0-9.]+ s \(([0-9.]+) CPU s\)")
 
 
 def make_data(rows: int, directory: pathlib.Path) -> pathlib.Path:
@@ -95,8 +100,8 @@ def ensure_peers() -> pathlib.Path:
     return python
 
 
-def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one process.
+def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, float, float | None]:
+    """Wall seconds, CPU seconds (user + system), peak RSS (MiB) and fit CPU seconds of one process.
 
     CPU time is reported beside wall time because a shared machine's load inflates wall time
     unevenly; CPU time is much less sensitive to it."""
@@ -110,14 +115,19 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, floa
         raise RuntimeError(
             f"{command} failed ({process.returncode}): {err.decode()[-2000:]} {out.decode()[-500:]}"
         )
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    fit_cpu: float | None = None
+    if (stage := _FIT_STAGE.search(err)) is not None:
+        fit_cpu = float(stage.group(1))
+    elif out.strip().startswith(b"{"):
+        fit_cpu = json.loads(out.strip().splitlines()[-1]).get("fit_cpu_s")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, fit_cpu
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--estimators", nargs="+", default=list(ESTIMATORS))
-    parser.add_argument("--repeats", type=int, default=3, help="runs per cell below 1M rows (1M: one run)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell (medians are reported)")
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     parser.add_argument("--generate", nargs=2, metavar=("ROWS", "FILE"), help=argparse.SUPPRESS)
@@ -146,7 +156,7 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     for rows in args.rows:
         data = make_data(rows, args.out)
-        repeats = 1 if rows >= 1_000_000 else args.repeats
+        repeats = args.repeats
         for estimator in args.estimators:
             spec = make_spec(data, estimator, args.out)
             variants = {
@@ -166,7 +176,7 @@ def main() -> int:
                 for variant, template in variants.items():
                     scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-", dir=args.out))
                     try:
-                        wall, cpu, rss = measure(
+                        wall, cpu, rss, fit_cpu = measure(
                             [part.replace("{tmp}", str(scratch)) for part in template], env
                         )
                     finally:
@@ -179,12 +189,13 @@ def main() -> int:
                             "wall_s": wall,
                             "cpu_s": cpu,
                             "rss_mib": rss,
+                            "fit_cpu_s": fit_cpu,
                             "load1": os.getloadavg()[0],
                         }
                     )
                     print(
                         f"{rows:>8} {estimator:<32} {variant:<10} {wall:8.2f} s {cpu:8.2f} cpu-s "
-                        f"{rss:8.0f} MiB load {os.getloadavg()[0]:.1f}",
+                        f"{rss:8.0f} MiB fit {fit_cpu or 0:8.2f} cpu-s load {os.getloadavg()[0]:.1f}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -194,31 +205,35 @@ def main() -> int:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
+    """Medians per cell. "fit held equal" replaces this variant's fit CPU time by the plain fit's:
+    what the variant adds around the fit, whichever of the two fits happened to run faster."""
     cells: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
     for r in results:
         cells.setdefault((r["rows"], r["estimator"], r["variant"]), []).append(r)
 
     def median(rows: int, estimator: str, variant: str, key: str) -> float:
-        return float(
-            statistics.median(r[key] for r in cells.get((rows, estimator, variant), [{key: float("nan")}]))
-        )
+        values = [r[key] for r in cells.get((rows, estimator, variant), []) if r.get(key) is not None]
+        return float(statistics.median(values)) if values else float("nan")
 
     print(
-        "| rows | estimator | variant | runs | wall s (median) | wall vs plain | CPU s (median) "
-        "| CPU vs plain | peak RSS MiB |"
+        "| rows | estimator | variant | runs | wall s | wall vs plain | CPU s | CPU vs plain "
+        "| fit CPU s | CPU vs plain, fit held equal | peak RSS MiB | load |"
     )
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (rows, estimator, variant), runs in cells.items():
         wall, cpu = median(rows, estimator, variant, "wall_s"), median(rows, estimator, variant, "cpu_s")
+        fit, load = median(rows, estimator, variant, "fit_cpu_s"), median(rows, estimator, variant, "load1")
         plain_wall, plain_cpu = (
             median(rows, estimator, "plain", "wall_s"),
             median(rows, estimator, "plain", "cpu_s"),
         )
+        plain_fit = median(rows, estimator, "plain", "fit_cpu_s")
         rss = max(r["rss_mib"] for r in runs)
         short = estimator.replace("Classifier", "")
         print(
             f"| {rows:,} | {short} | {variant} | {len(runs)} | {wall:.2f} | {wall / plain_wall - 1:+.0%} | "
-            f"{cpu:.2f} | {cpu / plain_cpu - 1:+.0%} | {rss:.0f} |"
+            f"{cpu:.2f} | {cpu / plain_cpu - 1:+.0%} | {fit:.2f} | "
+            f"{(cpu - fit + plain_fit) / plain_cpu - 1:+.0%} | {rss:.0f} | {load:.1f} |"
         )
 
 
