@@ -164,7 +164,11 @@ class MonitorFeed:
             self._metrics.monitor_dropped_rows.labels("rejected").inc(rows)
 
     async def _post(self, body: bytes) -> int:
-        if self._connection is not None and time.monotonic() - self._last_used > _IDLE_REOPEN_S:
+        if self._connection is not None and (
+            time.monotonic() - self._last_used > _IDLE_REOPEN_S
+            or self._connection[0].at_eof()  # the sidecar closed it (restarted): nothing was sent on it
+            or self._connection[1].is_closing()
+        ):
             self._disconnect()
         if self._connection is None:
             self._connection = await asyncio.open_connection(self._host, self._port)
