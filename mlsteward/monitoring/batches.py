@@ -119,6 +119,7 @@ def parse(
     block = np.empty((rows, len(layout.numeric)), np.float64)
     categorical: dict[str, Mapping[str | None, int] | Sequence[str | None]] = {}
     missing = 0
+    numeric_features: list[int] = []
     labels: Sequence[str | None] | None = None
     scores: Sequence[float | None] | None = None
     for column in layout.columns:
@@ -132,7 +133,7 @@ def parse(
         if column.kind == "numeric":
             _fill_numeric(block, column.numeric_index, values, where)
             if column.role == "feature":
-                missing += int(np.count_nonzero(np.isnan(block[:, column.numeric_index])))
+                numeric_features.append(column.numeric_index)
             else:
                 scores = values.tolist() if isinstance(values, np.ndarray) else values
         else:
@@ -142,6 +143,14 @@ def parse(
                 missing += counts.get(None, 0)
             else:
                 labels = values
+    # Whole-block checks, once per batch rather than once per column.
+    if np.isinf(block).any():
+        index = int(np.flatnonzero(np.isinf(block).any(axis=0))[0])
+        name = next(c for c in layout.columns if c.kind == "numeric" and c.numeric_index == index)
+        section = "features" if name.role == "feature" else "prediction"
+        raise BatchError("wrong_type", f"'{section}.{name.name}' holds a non-finite number")
+    if numeric_features:
+        missing += int(np.count_nonzero(np.isnan(block[:, numeric_features])))
     cells = rows * len(expected)
     if cells and missing / cells > max_missing_share:
         raise BatchError(
@@ -216,11 +225,9 @@ def _fill_numeric(block: NDArray[np.float64], index: int, values: Any, where: st
     if isinstance(values, np.ndarray):  # a binary body's column: no per-value type check needed
         if values.dtype.kind != "f":
             raise BatchError("wrong_type", f"'{where}' must be floating point, found {values.dtype}")
-        block[:, index] = values  # NaN = missing
+        block[:, index] = values  # NaN = missing; infinities are refused for the whole block in parse
     else:
         _fill_numeric_list(block, index, values, where)
-    if not np.isfinite(block[:, index][~np.isnan(block[:, index])]).all():
-        raise BatchError("wrong_type", f"'{where}' holds a non-finite number")
 
 
 def _fill_numeric_list(block: NDArray[np.float64], index: int, values: list[Any], where: str) -> None:
