@@ -156,7 +156,7 @@ def _history(deployments: list[Obj], number: int | None, digest: str) -> list[Ob
         name = (deployment.get("metadata") or {}).get("name")
         status = deployment.get("status") or {}
         history = status.get("history")
-        if isinstance(history, list):
+        if isinstance(history, list) and history:  # the schema defaults it to []: empty means none kept
             for h in history:
                 if h.get("digest") == digest or (number is not None and str(h.get("version")) == str(number)):
                     entries.append(

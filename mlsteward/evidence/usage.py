@@ -68,7 +68,7 @@ def find(models: list[Obj], deployments: list[Obj], dataset_sha256: str) -> Obj:
         wanted: dict[int, str | None] = found
         status = deployment.get("status") or {}
         history = status.get("history")
-        if isinstance(history, list):
+        if isinstance(history, list) and history:  # the schema defaults it to []: empty means none kept
             for entry in history:
                 listed = entry.get("version")
                 served_number = int(listed) if str(listed).isdigit() else None

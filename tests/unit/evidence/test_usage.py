@@ -101,6 +101,7 @@ def test_history_records_of_matching_versions_are_reported_with_times_and_approv
 def test_without_history_the_active_and_canary_versions_are_reported() -> None:
     models = [model("risk", "credit", [(1, USED), (2, USED), (3, OTHER)])]
     status = {
+        "history": [],  # the CRD's default: no record kept yet
         "activeVersion": 1,
         "canaryVersion": 2,
         "conditions": [
