@@ -265,6 +265,8 @@ def main(argv: list[str]) -> int:
             )
     print()
     print("checks: " + ", ".join(f"{k} {v:,.0f}" for k, v in checks.items()) + f"; chain {report.verdict}")
+    for finding in report.findings:
+        print(f"  decision log: {finding.kind}: {finding.message}")
     print(
         "sidecar CPU per row over the whole run: "
         + ", ".join(f"{name} {value:.1f} µs" for name, value in sidecar_us.items())
