@@ -122,22 +122,25 @@ class Operator:
         await self.context.kube.close()
 
     def on_model(self, event_type: str | None, body: dict[str, Any]) -> None:
-        if self._echo(event_type, body):
-            return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        self._enqueue("Model", namespace, name, event_type)
+        # Even our own status write concerns the Deployments that serve this Model (a new
+        # champion or challenger): only the Model itself has nothing new to reconcile.
         for deployment in self.deployments_by_model.referrers(namespace, name):
             self.queue.add(("Deployment", namespace, deployment))
-
-    def on_deployment(self, event_type: str | None, body: dict[str, Any]) -> None:
         if self._echo(event_type, body):
             return
+        self._enqueue("Model", namespace, name, event_type)
+
+    def on_deployment(self, event_type: str | None, body: dict[str, Any]) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        # Our own status write (the served version) concerns the Monitors watching it.
+        for monitor in self.monitors_by_deployment.referrers(namespace, name):
+            self.queue.add(("Monitor", namespace, monitor))
+        if self._echo(event_type, body):
+            return
         model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
         self.deployments_by_model.set(namespace, name, None if event_type == "DELETED" else model)
         self._enqueue("Deployment", namespace, name, event_type)
-        for monitor in self.monitors_by_deployment.referrers(namespace, name):
-            self.queue.add(("Monitor", namespace, monitor))
 
     def on_monitor(self, event_type: str | None, body: dict[str, Any]) -> None:
         if self._echo(event_type, body):
