@@ -1,0 +1,430 @@
+"""The safe model loop on the real control plane: approval, canary steps with analysis,
+promotion, automatic rollback, the kill switch, and retraining requests from a Monitor.
+
+The one stand-in: a serving pod's metrics endpoint. KWOK pods run no container, so the test
+serves ``/metrics`` (and the Monitor's ``/summary``) itself from a real HTTP server bound to the
+pod's IP (127.64.x.y) on the port the operator is told, with counters that grow with time like
+a server's under steady traffic. Everything else is real: the API server, admission policies,
+RBAC for the people and the operator, the operator process, the mlsteward commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from mlsteward.dev import controlplane
+from mlsteward.operator import history
+from tests.cluster.operator.conftest import REPO_ROOT, Kit, OperatorProcess
+from tests.cluster.operator.test_models import outcome
+from tests.cluster.operator.test_serving import TRAINING_POOL, _summary
+
+Json = dict[str, Any]
+API = "mlsteward.io/v1alpha1"
+DEPLOYMENTS = "deployments.mlsteward.io"
+MODELS = "models.mlsteward.io"
+
+
+class _PodEndpoint:
+    """A stand-in serving pod: /metrics counters that grow at fixed rates, /summary on demand."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.started = time.monotonic()
+        self.rates: Json = {"stable": 50.0, "canary": 50.0, "canary5xx": 0.0, "agree": 50.0, "disagree": 0.0}
+        self.summary: Json = _summary(False)
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/metrics":
+                    body, kind = owner.metrics().encode(), "text/plain; version=0.0.4"
+                elif self.path == "/summary":
+                    body, kind = json.dumps(owner.summary).encode(), "application/json"
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def set(self, **rates: float) -> None:
+        """New rates from now on (counters never go back, like a running server's)."""
+        self.totals = self._totals()
+        self.started = time.monotonic()
+        self.rates = {**self.rates, **rates}
+
+    def _totals(self) -> Json:
+        elapsed = time.monotonic() - self.started
+        base = getattr(self, "totals", {})
+        return {k: base.get(k, 0.0) + rate * elapsed for k, rate in self.rates.items()}
+
+    def metrics(self) -> str:
+        t = self._totals()
+        line = 'mlsteward_serving_requests_total{{code="{code}",model="credit",version="{v}"}} {n}'
+        return "\n".join(
+            [
+                "# TYPE mlsteward_serving_requests_total counter",
+                line.format(code=200, v=1, n=t["stable"]),
+                line.format(code=200, v=2, n=t["canary"]),
+                line.format(code=500, v=2, n=t["canary5xx"]),
+                line.format(code=200, v=3, n=t["canary"]),
+                line.format(code=500, v=3, n=t["canary5xx"]),
+                "# TYPE mlsteward_serving_shadow_rows_total counter",
+                f'mlsteward_serving_shadow_rows_total{{outcome="agree"}} {t["agree"]}',
+                f'mlsteward_serving_shadow_rows_total{{outcome="disagree"}} {t["disagree"]}',
+                "",
+            ]
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def pod_endpoint() -> Iterator[Callable[[str, int], _PodEndpoint]]:
+    started: list[_PodEndpoint] = []
+
+    def start(address: str, port: int) -> _PodEndpoint:
+        started.append(_PodEndpoint(address, port))
+        return started[-1]
+
+    yield start
+    for endpoint in started:
+        with contextlib.suppress(OSError):
+            endpoint.close()
+
+
+@pytest.fixture(scope="session")
+def admission(control_plane: controlplane.ControlPlane) -> None:
+    """The approval admission policies and the approver role, as shipped."""
+    control_plane.kubectl(
+        "apply", "--server-side", "--field-manager=mlsteward-tests",
+        "-f", str(REPO_ROOT / "deploy" / "admission" / "approvals.yaml"),
+    )  # fmt: skip
+
+
+def _person(kit: Kit, name: str, cluster_role: str, directory: pathlib.Path) -> tuple[str, pathlib.Path]:
+    """A ServiceAccount standing for a person, bound to ``cluster_role`` in the namespace; its
+    user name and a kubeconfig with its token (namespace preset)."""
+    kit.kubectl("create", "serviceaccount", name)
+    kit.kubectl("create", "rolebinding", f"{name}-{cluster_role}", f"--clusterrole={cluster_role}",
+                f"--serviceaccount={kit.namespace}:{name}")  # fmt: skip
+    token = kit.kubectl("create", "token", name, "--duration=1h").strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "local", "cluster": {"server": kit.cp.server,
+                                          "certificate-authority": str(kit.cp.directory / "pki" / "ca.crt")}}
+        ],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [
+            {"name": "local", "context": {"cluster": "local", "user": name, "namespace": kit.namespace}}
+        ],
+        "current-context": "local",
+    }  # fmt: skip
+    path = directory / f"{name}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return f"system:serviceaccount:{kit.namespace}:{name}", path
+
+
+def _mlsteward(kubeconfig: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+    return subprocess.run(
+        [sys.executable, "-m", "mlsteward", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def _model(name: str) -> Json:
+    body: Json = yaml.safe_load((REPO_ROOT / "examples" / "credit-model.yaml").read_text())
+    body["metadata"]["name"] = name
+    return body
+
+
+def _deployment(canary: Json, approval: bool = False) -> Json:
+    return {
+        "apiVersion": API,
+        "kind": "Deployment",
+        "metadata": {"name": "serve"},
+        "spec": {"modelRef": {"name": "credit"}, "canary": canary, "approval": {"required": approval}},
+    }
+
+
+def _status(kit: Kit) -> Json:
+    found: Json = (kit.get(DEPLOYMENTS, "serve") or {}).get("status") or {}
+    return found
+
+
+def _routing(kit: Kit) -> Json:
+    data = (kit.get("configmaps", "serve-routing") or {}).get("data") or {}
+    result: Json = json.loads(data.get("routing.json", "{}"))
+    return result
+
+
+def _train(kit: Kit, version: int, digest: str) -> None:
+    if version > 1:
+        kit.kubectl("annotate", MODELS, "credit", f"mlsteward.io/retrain=by-hand-{version}", "--overwrite")
+    kit.finish_training(f"credit-v{version}", outcome(digest))
+    alias = "champion" if version == 1 else "challenger"
+    kit.wait_for(
+        f"version {version} as {alias}",
+        lambda: kit.model_status("credit").get("aliases", {}).get(alias) == version,
+    )
+
+
+def _serving_pod_ip(kit: Kit, containers: int = 1) -> str:
+    """The IP of a running serving pod with ``containers`` containers (2: with the monitor sidecar)."""
+    pod = kit.wait_for(
+        "a running serving pod",
+        lambda: next(
+            (p for p in kit.items("pods", "mlsteward.io/deployment=serve")
+             if p.get("status", {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
+             and len(p["spec"]["containers"]) == containers),
+            None,
+        ),
+        timeout=120,
+    )  # fmt: skip
+    return str(pod["status"]["podIP"])
+
+
+def _phase(kit: Kit) -> str:
+    return str((_status(kit).get("rollout") or {}).get("phase", ""))
+
+
+@pytest.mark.usefixtures("admission", "bound_store")
+def test_an_approved_good_challenger_passes_shadow_and_every_step_then_the_kill_switch_restores_v1(
+    kit: Kit,
+    start_operator: Callable[..., OperatorProcess],
+    pod_endpoint: Callable[[str, int], _PodEndpoint],
+    tmp_path: pathlib.Path,
+) -> None:
+    port = controlplane.free_port()
+    start_operator(*TRAINING_POOL, "--server-port", str(port))
+    kit.apply(_model("credit"))
+    _train(kit, 1, "a" * 64)
+    canary = {"mode": "shadow", "trafficPercent": 10, "steps": [50, 100],
+              "analysis": {"interval": "1s", "minRequests": 10, "maxDisagreement": 0.1}}  # fmt: skip
+    kit.apply(_deployment(canary, approval=True))
+    pod_endpoint(_serving_pod_ip(kit), port)
+    _train(kit, 2, "b" * 64)
+
+    # Unapproved: the rollout waits and the challenger gets no traffic, not even a shadow.
+    kit.wait_for("the rollout to wait for approval", lambda: _phase(kit) == "WaitingForApproval")
+    time.sleep(2)
+    assert _routing(kit)["challenger"] is None and _phase(kit) == "WaitingForApproval"
+    assert "mlsteward approve serve --version 2" in _status(kit)["rollout"]["message"]
+
+    # Plain editors cannot approve; approvers can approve only in their own name.
+    alice, _ = _person(kit, "alice", "edit", tmp_path)
+    bob, bob_config = _person(kit, "bob", "mlsteward-approver", tmp_path)
+    forged = {
+        "apiVersion": API,
+        "kind": "Approval",
+        "metadata": {"name": "forged"},
+        "spec": {"deployment": "serve", "version": 2, "digest": "b" * 64, "approvedBy": alice},
+    }
+    as_alice = kit.cp.kubectl("create", "-n", kit.namespace, f"--as={alice}", "-f", "-",
+                              input_text=yaml.safe_dump(forged), check=False)  # fmt: skip
+    assert as_alice.returncode != 0 and "forbidden" in as_alice.stderr.lower()
+    as_bob = kit.cp.kubectl("create", "-n", kit.namespace, f"--as={bob}", "-f", "-",
+                            input_text=yaml.safe_dump(forged), check=False)  # fmt: skip
+    assert as_bob.returncode != 0 and "spec.approvedBy: must be your own user name" in as_bob.stderr
+    approved = _mlsteward(bob_config, "approve", "serve", "--version", "2", "--reason", "looks good")
+    assert approved.returncode == 0, approved.stderr
+
+    kit.wait_for("promotion", lambda: _phase(kit) == "Promoted", timeout=60)
+    status = _status(kit)
+    assert status["activeVersion"] == 2 and status.get("canaryVersion") is None
+    assert status["rollout"]["approvedBy"] == bob and status["rollout"]["lastAnalysis"]["verdict"] == "Passed"
+    assert _routing(kit)["champion"]["version"] == "2" and _routing(kit)["challenger"] is None
+    records = status["history"]
+    assert [(r["action"], r["version"]) for r in records] == [("started", 1), ("promoted", 2)]
+    assert records[1]["approvedBy"] == bob and history.verify(records) == []
+    kit.wait_for("the Model to follow", lambda: kit.model_status("credit")["aliases"].get("champion") == 2)
+    reasons = [e["reason"] for e in kit.events("serve")]
+    for reason in ("WaitingForApproval", "Approved", "StepStarted", "AnalysisPassed", "Promoted"):
+        assert reason in reasons, reasons
+    table = kit.kubectl("get", DEPLOYMENTS, "serve")
+    assert "Promoted" in table and "Passed" in table
+
+    # Which version served when, and an edit is detected.
+    admin = kit.cp.kubeconfig
+    between = records[1]["at"]
+    assert "version 2" in _mlsteward(admin, "history", "serve", "-n", kit.namespace, "--at", between).stdout
+    assert _mlsteward(admin, "history", "serve", "-n", kit.namespace, "--verify").returncode == 0
+
+    # Kill switch after the promotion: version 1 serves again, within seconds.
+    began = time.monotonic()
+    killed = _mlsteward(admin, "rollback", "serve", "-n", kit.namespace)
+    assert killed.returncode == 0, killed.stderr
+    kit.wait_for("version 1 in the routing", lambda: _routing(kit)["champion"]["version"] == "1", timeout=10)
+    print(f"kill switch to routing: {time.monotonic() - began:.2f} s")
+    records = _status(kit)["history"]
+    assert (
+        records[-1]["action"] == "killSwitch"
+        and records[-1]["version"] == 1
+        and history.verify(records) == []
+    )
+    kit.wait_for(
+        "the Model champion back to 1", lambda: kit.model_status("credit")["aliases"].get("champion") == 1
+    )
+
+    tampered = [dict(r) for r in records]
+    tampered[1]["approvedBy"] = "mallory"
+    kit.kubectl("patch", DEPLOYMENTS, "serve", "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": {"history": tampered}}))  # fmt: skip
+    broken = _mlsteward(admin, "history", "serve", "-n", kit.namespace, "--verify")
+    assert broken.returncode == 1 and "history[1]" in broken.stderr
+
+
+def test_a_bad_challenger_is_rolled_back_automatically_for_errors_and_for_drifted_predictions(
+    kit: Kit,
+    start_operator: Callable[..., OperatorProcess],
+    bound_store: str,
+    pod_endpoint: Callable[[str, int], _PodEndpoint],
+) -> None:
+    port = controlplane.free_port()
+    start_operator(*TRAINING_POOL, "--server-port", str(port))
+    kit.apply(_model("credit"))
+    _train(kit, 1, "a" * 64)
+    split: Json = {"trafficPercent": 50, "steps": [100], "analysis": {"interval": "1s", "minRequests": 10,
+                                                                 "maxErrorRateIncrease": 0.05}}  # fmt: skip
+    kit.apply(_deployment(split))
+    endpoint = pod_endpoint(_serving_pod_ip(kit), port)
+    endpoint.set(canary5xx=25.0)  # a third of the canary's answers fail
+    _train(kit, 2, "b" * 64)
+    kit.wait_for("the rollback", lambda: _phase(kit) == "RolledBack", timeout=30)
+    status = _status(kit)
+    assert (
+        status["activeVersion"] == 1
+        and status.get("canaryVersion") is None
+        and 2 in status["rejectedVersions"]
+    )
+    assert status["rollout"]["lastAnalysis"]["verdict"] == "Failed"
+    assert "maxErrorRateIncrease" in status["rollout"]["lastAnalysis"]["message"]
+    assert _routing(kit)["challenger"] is None and status["history"][-1]["action"] == "rolledBack"
+    assert kit.model_status("credit")["aliases"]["champion"] == 1
+
+    # Drifted predictions: a shadow step that disagrees with the champion.
+    shadow = {**split, "mode": "shadow", "analysis": {**split["analysis"], "maxDisagreement": 0.1}}
+    kit.apply(_deployment(shadow))
+    endpoint.set(canary5xx=0.0, agree=30.0, disagree=20.0)
+    _train(kit, 3, "c" * 64)
+    kit.wait_for("version 3's rollout", lambda: (_status(kit).get("rollout") or {}).get("version") == 3)
+    kit.wait_for("the shadow rollback", lambda: _phase(kit) == "RolledBack", timeout=30)
+    analysis = _status(kit)["rollout"]["lastAnalysis"]
+    assert analysis["verdict"] == "Failed" and analysis["disagreement"] > 0.1 and analysis["step"] == 1
+    assert _routing(kit)["challenger"] is None and _status(kit)["activeVersion"] == 1
+    assert any(e["reason"] == "RolledBack" and e["type"] == "Warning" for e in kit.events("serve"))
+
+
+def test_the_kill_switch_stops_a_rollout_in_its_step_within_seconds(
+    kit: Kit,
+    start_operator: Callable[..., OperatorProcess],
+    bound_store: str,
+    pod_endpoint: Callable[[str, int], _PodEndpoint],
+) -> None:
+    port = controlplane.free_port()
+    start_operator(*TRAINING_POOL, "--server-port", str(port))
+    kit.apply(_model("credit"))
+    _train(kit, 1, "a" * 64)
+    kit.apply(_deployment({"trafficPercent": 20, "steps": [100], "analysis": {"interval": "1h"}}))
+    pod_endpoint(_serving_pod_ip(kit), port)
+    _train(kit, 2, "b" * 64)
+    kit.wait_for(
+        "step 1 at 20%",
+        lambda: _routing(kit).get("challenger", {}) and _routing(kit)["challenger"]["share"] == 20,
+    )
+    began = time.monotonic()
+    killed = _mlsteward(kit.cp.kubeconfig, "rollback", "serve", "-n", kit.namespace)
+    assert killed.returncode == 0, killed.stderr
+    kit.wait_for("all traffic on version 1", lambda: _routing(kit)["challenger"] is None, timeout=10)
+    print(f"kill switch to routing: {time.monotonic() - began:.2f} s")
+    status = _status(kit)
+    assert (
+        status["rollout"]["phase"] == "KillSwitch"
+        and status["activeVersion"] == 1
+        and 2 in status["rejectedVersions"]
+    )
+    assert status["history"][-1]["action"] == "killSwitch"
+    time.sleep(2)
+    assert _routing(kit)["challenger"] is None  # the stopped version never comes back on its own
+
+
+def test_a_monitor_asks_for_one_retrain_and_cooldown_and_cap_stop_a_storm(
+    kit: Kit,
+    start_operator: Callable[..., OperatorProcess],
+    bound_store: str,
+    pod_endpoint: Callable[[str, int], _PodEndpoint],
+) -> None:
+    port = controlplane.free_port()
+    start_operator(*TRAINING_POOL, "--monitor-port", str(port))
+    model = _model("credit")
+    model["spec"]["retraining"] = {"cooldown": "1h", "maxPerDay": 1}
+    kit.apply(model)
+    _train(kit, 1, "a" * 64)
+    kit.apply({"apiVersion": API, "kind": "Deployment", "metadata": {"name": "serve"},
+               "spec": {"modelRef": {"name": "credit"}}})  # fmt: skip
+    monitor = {
+        "apiVersion": API, "kind": "Monitor", "metadata": {"name": "watch"},
+        "spec": {"deploymentRef": {"name": "serve"}, "evaluationIntervalSeconds": 5,
+                 "drift": {"consecutiveWindows": 1},
+                 "actions": {"retrain": True, "cooldown": "1s", "maxRetrainsPerDay": 1}},
+    }  # fmt: skip
+    kit.apply(monitor)
+    endpoint = pod_endpoint(_serving_pod_ip(kit, containers=2), port)
+    endpoint.summary = _summary(True)
+
+    def monitor_status() -> Json:
+        found: Json = (kit.get("monitors.mlsteward.io", "watch") or {}).get("status") or {}
+        return found
+
+    kit.wait_for("a retrain request", lambda: monitor_status().get("retrainRequestsToday") == 1, timeout=60)
+    token = (kit.get(MODELS, "credit") or {})["metadata"]["annotations"]["mlsteward.io/retrain"]
+    assert token.startswith("drift/watch/")
+    kit.wait_for("version 2 training", lambda: kit.get("jobs", "credit-v2"))
+    kit.wait_for(
+        "a throttled evaluation",
+        lambda: any(e["reason"] == "RetrainThrottled" for e in kit.events("watch")),
+        30,
+    )
+    assert monitor_status()["retrainRequestsToday"] == 1
+    assert "daily cap" in next(e["message"] for e in kit.events("watch") if e["reason"] == "RetrainThrottled")
+    kit.finish_training("credit-v2", outcome("b" * 64))
+    # A second automatic request within the Model's own cooldown is refused there too.
+    kit.kubectl(
+        "annotate", MODELS, "credit", "mlsteward.io/retrain=drift/other/20260101T000000Z", "--overwrite"
+    )
+    kit.wait_for(
+        "the Model's refusal", lambda: any(e["reason"] == "RetrainRefused" for e in kit.events("credit"))
+    )
+    retraining = kit.model_status("credit")["retraining"]
+    assert retraining["retrainsToday"] == 1 and "cooldown" in retraining["message"]
+    assert kit.get("jobs", "credit-v3") is None
