@@ -1,9 +1,9 @@
 """Every metric the alert rules and the Grafana dashboard use is one the code really exports.
 
 The names are read from the exposition the server's and the monitor's own code produces: the
-server's metrics on a fresh registry, and the monitor's collector over a monitor fed with
-shifted traffic, delayed labels and a sensitive attribute, so that its conditional families
-(quality, fairness, drift verdicts) appear too.
+server's metrics on a fresh registry, the monitor's collector over a monitor fed with shifted
+traffic, delayed labels and a sensitive attribute, so that its conditional families (quality,
+fairness, drift verdicts) appear too, and the decision log's collector.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlsteward.monitoring import batches, metrics, monitors, profiles, profiling, verdicts, windows
+from mlsteward.audit import locations
+from mlsteward.monitoring import batches, decisions, metrics, monitors, profiles, profiling, verdicts, windows
 from mlsteward.serving import metrics as serving_metrics
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -99,11 +100,18 @@ def _fed_monitor() -> monitors.Monitor:
 
 
 @pytest.fixture(scope="module")
-def exported() -> set[str]:
+def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     server = prometheus_client.CollectorRegistry()
     serving_metrics.ServingMetrics(server)
     monitor = prometheus_client.CollectorRegistry(auto_describe=False)
     monitor.register(metrics.MonitorCollector(_fed_monitor()))
+    # The monitor's decision log (not started: its counters exist from construction).
+    log = decisions.DecisionLog(
+        locations.open_location(str(tmp_path_factory.mktemp("decisions"))),
+        decisions.LogSettings(namespace="credit", deployment="credit-risk", chain="c0"),
+        clock=lambda: 1.0,
+    )
+    monitor.register(decisions.DecisionLogCollector(log))
     return _exposed(server) | _exposed(monitor)
 
 
@@ -141,6 +149,7 @@ def test_the_fed_monitor_exposes_its_conditional_families(exported: set[str]) ->
         "mlsteward_monitor_selection_rate",
         "mlsteward_monitor_demographic_parity_difference",
         "mlsteward_serving_request_duration_seconds",
+        "mlsteward_audit_decisions_dropped_total",
     } <= exported
 
 
