@@ -83,6 +83,7 @@ class DecisionLog:
         self._seq = 0
         self._prev = segments.GENESIS
         self._pending: tuple[str, bytes, str, int] | None = None  # a segment the store refused
+        self._opened = False
         self._last_retention = float("-inf")
         self.dropped = 0
         self.written_records = 0
@@ -110,8 +111,9 @@ class DecisionLog:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._resume_chain()
-        self._write("open", [], self.clock(), self.clock())
+        """Start the writer; a store that cannot be reached now is retried at every flush
+        (decisions queue meanwhile, and are dropped and counted once the queue is full)."""
+        self._open()
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()
 
@@ -122,8 +124,24 @@ class DecisionLog:
         if self._thread is not None:
             self._thread.join(timeout_s)
         now = self.clock()
-        if self._flush_pending():
+        if self._opened and self._flush_pending():
             self._write("close", [], now, now)
+
+    def _open(self) -> bool:
+        """Continue the chain and write this epoch's ``open`` segment, once; False until done."""
+        if self._opened:
+            return True
+        try:
+            self._resume_chain()
+        except (StoreError, OSError, segments.SegmentError) as error:
+            self.write_failures += 1
+            _log.warning(
+                "decision log: cannot read the chain's head yet (%s); retrying at the next flush", error
+            )
+            return False
+        now = self.clock()
+        self._opened = self._write("open", [], now, now)
+        return self._opened
 
     def _resume_chain(self) -> None:
         """Continue the chain after its newest segment (or its newest retention deletion)."""
@@ -177,7 +195,7 @@ class DecisionLog:
         return taken
 
     def _flush(self) -> None:
-        if not self._flush_pending():
+        if not self._open() or not self._flush_pending():
             return
         while self._queued:
             taken = self._take()

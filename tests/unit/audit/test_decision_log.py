@@ -263,3 +263,18 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: pathlib.Path) 
     assert time.perf_counter() - started < 0.05
     assert log.queued == 4
     assert log.dropped == 99 * 4
+
+
+def test_a_store_that_fails_at_start_is_retried_and_nothing_queued_is_lost(tmp_path: pathlib.Path) -> None:
+    store = tmp_path / "store"
+    store.write_text("a file where the store's directory should be")  # every write fails for real
+    log = writer(store, Clock(NOW))
+    log.start()  # does not raise: the sidecar keeps serving
+    log.offer(body([scored(i, 1, rid=f"r{i}") for i in range(3)]), 3)
+    log._flush()
+    assert log.write_failures >= 2 and log.written_records == 0 and log.queued == 3
+    store.unlink()
+    log.close()
+    report = verify(store)
+    assert report.verdict == "intact", report.findings
+    assert report.records == 3
