@@ -29,17 +29,33 @@ local function text(name, fallback)
   end
   return fallback
 end
-for _, condition in pairs(conditions) do
-  if condition.status == "True" and condition.reason == "WaitingForApproval" then
-    hs.status = "Suspended"
-    hs.message = text(condition.type, "Waiting for an Approval")
-    return hs
-  end
-end
 if is_true("Stalled") then
   hs.status = "Degraded"
   hs.message = text("Stalled", "Stalled")
   return hs
+end
+-- A canary rollout (status.rollout) pauses for people and can fail on its own.
+local rollout = status.rollout
+if rollout ~= nil and rollout.phase ~= nil then
+  local message = rollout.message
+  if message == nil or message == "" then
+    message = "Rollout of version " .. tostring(rollout.version) .. ": " .. rollout.phase
+  end
+  if rollout.phase == "WaitingForApproval" or rollout.phase == "Inconclusive" then
+    hs.status = "Suspended"
+    hs.message = message
+    return hs
+  end
+  if rollout.phase == "RolledBack" or rollout.phase == "KillSwitch" then
+    hs.status = "Degraded"
+    hs.message = message
+    return hs
+  end
+  if rollout.phase == "Shadow" or rollout.phase == "Progressing" then
+    hs.status = "Progressing"
+    hs.message = message
+    return hs
+  end
 end
 if is_true("Reconciling") then
   hs.status = "Progressing"

@@ -29,13 +29,6 @@ local function text(name, fallback)
   end
   return fallback
 end
-for _, condition in pairs(conditions) do
-  if condition.status == "True" and condition.reason == "WaitingForApproval" then
-    hs.status = "Suspended"
-    hs.message = text(condition.type, "Waiting for an Approval")
-    return hs
-  end
-end
 if is_true("Stalled") then
   hs.status = "Degraded"
   hs.message = text("Stalled", "Stalled")

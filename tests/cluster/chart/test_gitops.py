@@ -182,13 +182,20 @@ def test_the_health_checks_read_the_status_the_operator_wrote(
 
 
 def _write_status(
-    cp: controlplane.ControlPlane, namespace: str, resource: str, name: str, desired: list[Json]
+    cp: controlplane.ControlPlane,
+    namespace: str,
+    resource: str,
+    name: str,
+    desired: list[Json],
+    *,
+    extra: Json | None = None,
 ) -> Json:
     body = get_json(cp, resource, name, "-n", namespace) or {}
     generation = body["metadata"]["generation"]
     status = {
         "observedGeneration": generation,
         "conditions": conditions.merge([], desired, generation=generation, now="2026-01-01T00:00:00Z"),
+        **(extra or {}),
     }
     cp.kubectl("patch", resource, name, "-n", namespace, "--subresource=status", "--type=merge",
                "-p", json.dumps({"status": status}))  # fmt: skip
@@ -232,13 +239,23 @@ def test_the_health_checks_map_each_state_of_real_stored_objects(
         assert changed["metadata"]["generation"] > changed["status"]["observedGeneration"]
         assert health("Model", changed)[0] == "Progressing"
 
-        # The rollout's reason for a version that waits for a person (docs/operator.md).
-        approval = {"type": "Reconciling", "status": "True", "reason": "WaitingForApproval",
-                    "message": "version 2 waits for an Approval"}  # fmt: skip
-        waiting = _write_status(cp, namespace, deployment, _name(deployment), [
-            c("Ready", True, reason.AVAILABLE, "version 1 serves all traffic"), approval,
-        ])  # fmt: skip
+        # A canary rollout waiting for a person, then one that failed its analysis.
+        rollout = {"version": 2, "digest": "a" * 64, "stableVersion": 1, "phase": "WaitingForApproval",
+                   "message": "version 2 waits for an Approval"}  # fmt: skip
+        available = [c("Ready", True, reason.AVAILABLE, "1/1 serving pods ready with version 1")]
+        waiting = _write_status(
+            cp, namespace, deployment, _name(deployment), available, extra={"rollout": rollout}
+        )
         assert health("Deployment", waiting) == ("Suspended", "version 2 waits for an Approval")
+        failed_rollout = {
+            **rollout,
+            "phase": "RolledBack",
+            "message": "version 2 failed its analysis at step 1",
+        }
+        rolled_back = _write_status(
+            cp, namespace, deployment, _name(deployment), available, extra={"rollout": failed_rollout}
+        )
+        assert health("Deployment", rolled_back) == ("Degraded", "version 2 failed its analysis at step 1")
 
         drifting = _write_status(cp, namespace, monitor, _name(monitor), [
             c("Ready", True, reason.EVALUATED, "evaluated 5000 rows"),
