@@ -1,6 +1,6 @@
 """The decision log: durable, hash-chained evidence of every scored request (docs/audit.md).
 
-``records`` (one decision and its canonical input digest), ``segments`` (the compressed,
+``records`` (the canonical digest of a row's inputs), ``segments`` (the compressed,
 chained segment format, contracts §7), ``locations`` (where segments live: a local/PVC
 directory or an S3 bucket), ``chains`` (verification), ``retention`` (deleting whole expired
 segments, with a ledger), ``reader`` (decisions in a time range, verified) and ``cli``
