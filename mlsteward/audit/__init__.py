@@ -7,6 +7,7 @@ segments, with a ledger), ``reader`` (decisions in a time range, verified) and `
 (``mlsteward audit decisions``).
 
 Sits beside ``mlsteward.store`` and may import only it and ``mlsteward.api``; the monitor
-sidecar writes segments through ``mlsteward.monitoring.decisions``. Pure modules take the time
-as an argument: ``records``, ``segments``, ``chains``.
+sidecar writes segments through ``mlsteward.monitoring.decisions``. ``records`` and
+``segments`` are pure (no I/O, no clock); ``chains``, ``reader`` and ``retention`` read and
+delete through a ``locations.Location`` and take the time as an argument.
 """
