@@ -210,7 +210,11 @@ class Client:
         result: dict[str, Any] = await self.request(
             "PATCH", url_path, body=patch, content_type="application/merge-patch+json"
         )
-        self._remember(result)
+        # A status write is a reconciler's own result: its echo carries nothing new. A metadata
+        # change (a retrain or champion annotation, often on another kind) is a request that the
+        # object's reconciler must see, so its echo is not skipped.
+        if url_path.endswith("/status"):
+            self._remember(result)
         return result
 
     async def patch_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
