@@ -13,7 +13,8 @@ import pathlib
 import orjson
 
 from mlsteward.monitoring import profiles
-from mlsteward.store import artifacts
+from mlsteward.store import artifacts, stores
+from mlsteward.store.errors import StoreError
 
 
 class ReferenceError(Exception):
@@ -21,11 +22,15 @@ class ReferenceError(Exception):
 
 
 def load(path: pathlib.Path, digest: str) -> profiles.Reference:
+    """``path``: the artifact's directory, or its ``s3://.../artifacts/sha256/<digest>`` URI."""
     try:
-        artifact = artifacts.open_artifact(path, digest)
-        profile = orjson.loads(artifact.read("profile.json"))
-        schema = orjson.loads(artifact.read("schema.json")) if "schema.json" in artifact.files else None
-    except artifacts.ArtifactError as error:
+        if str(path).startswith("s3:/"):
+            profile, schema = _from_object_store(str(path), digest)
+        else:
+            artifact = artifacts.open_artifact(path, digest)
+            profile = orjson.loads(artifact.read("profile.json"))
+            schema = orjson.loads(artifact.read("schema.json")) if "schema.json" in artifact.files else None
+    except (artifacts.ArtifactError, StoreError) as error:
         raise ReferenceError(str(error)) from error
     except orjson.JSONDecodeError as error:
         raise ReferenceError(
@@ -35,3 +40,20 @@ def load(path: pathlib.Path, digest: str) -> profiles.Reference:
         return profiles.parse_reference(profile, schema)
     except profiles.ProfileError as error:
         raise ReferenceError(f"artifact {digest}: {error}") from error
+
+
+def _from_object_store(uri: str, digest: str) -> tuple[object, object]:
+    """profile.json and schema.json read one by one, each verified (the model is not downloaded)."""
+    # pathlib folds "s3://" into "s3:/".
+    location, named = stores.split_artifact_uri("s3://" + uri.removeprefix("s3:/").lstrip("/"))
+    if named != digest:
+        raise ReferenceError(f"--profile-artifact names artifact {named}, --digest says {digest}")
+    store = stores.open_store(location)
+    profile = orjson.loads(store.read(digest, "profile.json"))
+    try:
+        schema = orjson.loads(store.read(digest, "schema.json"))
+    except StoreError as error:
+        if error.reason != "ObjectMissing":
+            raise
+        schema = None
+    return profile, schema

@@ -1,11 +1,10 @@
 """Artifacts and datasets in S3-compatible object storage (AWS S3, MinIO, Ceph RGW, ...).
 
-Layout: ``s3://<bucket>/<prefix>/artifacts/sha256/<digest>/<file>`` with the same
-``manifest.json`` as the local store. Every file's sha256 is known before the upload, so the
-files go straight to their final keys (no server-side copy of large objects), each uploaded
-with an S3-verified checksum (SHA-256 for small objects, CRC32 per part for multipart ones)
-and its sha256 in the object's metadata, and the manifest is written *last*: readers treat an
-artifact as present only when its manifest exists and every listed object matches, so an
+Layout under ``s3://<bucket>/<prefix>/artifacts/``: ``objects/<upload-id>/<file>`` holds the
+files of one upload, streamed once with their sha256 computed on the way (see
+``mlsteward.store.transfers``), and ``sha256/<digest>/manifest.json`` (the same manifest as
+the local store) is written *last*, naming the upload's folder in its metadata. Readers treat
+an artifact as present only when its manifest exists and every listed object matches, so an
 interrupted upload never looks like a finished artifact.
 
 Connection settings come from the environment, which the operator fills from a Kubernetes
@@ -16,26 +15,25 @@ Secret: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` (defaul
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import dataclasses
-import hashlib
-import io
 import os
 import pathlib
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlsteward.store import artifacts
+from mlsteward.store import artifacts, transfers
 from mlsteward.store.errors import StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 _CHUNK = 1 << 20
-_SINGLE_PUT_LIMIT = 8 << 20
-_SHA256_METADATA = "sha256"
+_OBJECTS_METADATA = "objects"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +79,7 @@ def make_client(settings: S3Settings) -> S3Client:
         region_name=settings.region,
         retries={"max_attempts": settings.max_attempts, "mode": "standard"},
         connect_timeout=settings.connect_timeout_s,
+        max_pool_connections=transfers.WORKERS + 2,
         read_timeout=settings.read_timeout_s,
         s3={"addressing_style": settings.addressing_style},  # type: ignore[arg-type]  # a Literal in the stubs
         request_checksum_calculation="when_required",
@@ -133,75 +132,81 @@ def describe_failure(error: Exception, what: str) -> StoreError:
     return StoreError("StoreFailed", f"{what}: {error}")
 
 
-def _sha256_base64(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class S3ArtifactStore:
-    """Content-addressed artifacts under one bucket prefix."""
+    """Content-addressed artifacts under one bucket prefix.
+
+    ``put`` streams each file once into ``<prefix>/artifacts/objects/<upload-id>/<file>``,
+    hashing while uploading, and then writes ``<prefix>/artifacts/sha256/<digest>/manifest.json``
+    last, with the upload's folder in the manifest object's metadata. Until that manifest
+    exists the upload is invisible; a killed upload leaves only unreferenced objects (and
+    incomplete multipart uploads, which a bucket lifecycle rule aborts).
+    """
 
     def __init__(self, location: str, settings: S3Settings, client: S3Client | None = None) -> None:
         self.bucket, self.prefix = parse_s3_uri(location)
         self.location = location.rstrip("/")
         self._client = client or make_client(settings)
 
+    def _join(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
     def _key(self, digest: str, name: str) -> str:
         artifacts.artifact_dir(pathlib.Path("."), digest)  # validates the digest's form
-        parts = [self.prefix, "artifacts", "sha256", digest, name]
-        return "/".join(p for p in parts if p)
+        return self._join("artifacts", "sha256", digest, name)
 
     def uri(self, digest: str) -> str:
         return f"s3://{self.bucket}/{self._key(digest, '')}".rstrip("/")
 
     def put(self, files: Mapping[str, bytes | pathlib.Path]) -> artifacts.ArtifactRef:
         """Upload ``files`` as one artifact; the manifest goes last. Returns its reference."""
-        digests: dict[str, str] = {}
-        for name, content in files.items():
+        if not files:
+            raise artifacts.ArtifactError("an artifact needs at least one file")
+        for name in files:
             if not artifacts.valid_file_name(name):
                 raise artifacts.ArtifactError(f"invalid artifact file name {name!r}")
-            digests[name] = (
-                artifacts.sha256_file(content)
-                if isinstance(content, pathlib.Path)
-                else artifacts.sha256_bytes(content)
-            )
+        upload = uuid.uuid4().hex
+        folder = self._join("artifacts", "objects", upload)
+        digests: dict[str, str] = {}
+        for name, content in sorted(files.items()):
+            key = f"{folder}/{name}"
+            try:
+                digests[name], _ = transfers.upload_hashing(self._client, self.bucket, key, content)
+            except Exception as error:
+                self._delete(f"{folder}/{done}" for done in digests)  # no manifest names them
+                raise describe_failure(error, f"upload of s3://{self.bucket}/{key}") from error
         manifest = artifacts.manifest_bytes(digests)
         digest = artifacts.sha256_bytes(manifest)
-        if not self.exists(digest):
-            for name, content in sorted(files.items()):
-                self._upload(self._key(digest, name), content, digests[name])
-            self._upload(self._key(digest, artifacts.MANIFEST_NAME), manifest, digest)
-        return artifacts.ArtifactRef(digest=digest, uri=self.uri(digest))
-
-    def _upload(self, key: str, content: bytes | pathlib.Path, sha256: str) -> None:
-        what = f"upload of s3://{self.bucket}/{key}"
-        try:
-            size = len(content) if isinstance(content, bytes) else content.stat().st_size
-            if size <= _SINGLE_PUT_LIMIT:
-                body = content if isinstance(content, bytes) else content.read_bytes()
-                # S3 recomputes the SHA-256 and refuses the object if it differs from ours.
+        if self.exists(digest):
+            # Same content already stored (content addressing): keep that copy, drop this one.
+            self._delete(f"{folder}/{name}" for name in digests)
+        else:
+            key = self._key(digest, artifacts.MANIFEST_NAME)
+            try:
                 self._client.put_object(
                     Bucket=self.bucket,
                     Key=key,
-                    Body=body,
-                    ChecksumSHA256=_sha256_base64(sha256),
-                    Metadata={_SHA256_METADATA: sha256},
+                    Body=manifest,
+                    ChecksumSHA256=transfers.sha256_base64(digest),
+                    Metadata={transfers.SHA256_METADATA: digest, _OBJECTS_METADATA: f"objects/{upload}"},
                 )
-            else:
-                # Large objects: parallel multipart with CRC32 per part for transport integrity
-                # (a per-part SHA-256 on top of our own hash cost ~40% of upload time); the
-                # end-to-end check is the sha256 that every fetch verifies.
-                extra = {"ChecksumAlgorithm": "CRC32", "Metadata": {_SHA256_METADATA: sha256}}
-                if isinstance(content, bytes):
-                    self._client.upload_fileobj(io.BytesIO(content), self.bucket, key, ExtraArgs=extra)
-                else:
-                    self._client.upload_file(str(content), self.bucket, key, ExtraArgs=extra)
-        except Exception as error:
-            raise describe_failure(error, what) from error
+            except Exception as error:
+                raise describe_failure(error, f"upload of s3://{self.bucket}/{key}") from error
+        return artifacts.ArtifactRef(digest=digest, uri=self.uri(digest))
 
-    def _manifest(self, digest: str) -> dict[str, str] | None:
+    def _delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(Exception):  # only space is lost if this fails
+                self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    def _manifest(self, digest: str) -> tuple[bytes, dict[str, str], str] | None:
+        """(manifest bytes, file -> sha256, the key folder of the files), or None if absent."""
         key = self._key(digest, artifacts.MANIFEST_NAME)
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            answer = self._client.get_object(Bucket=self.bucket, Key=key)
+            body = answer["Body"].read()
         except Exception as error:
             failure = describe_failure(error, f"reading s3://{self.bucket}/{key}")
             if failure.reason == "ObjectMissing":
@@ -211,18 +216,29 @@ class S3ArtifactStore:
             raise StoreError(
                 "DigestMismatch", f"s3://{self.bucket}/{key} does not match the artifact digest {digest}"
             )
-        return artifacts.parse_manifest(body, f"s3://{self.bucket}/{key}")
+        listed = artifacts.parse_manifest(body, f"s3://{self.bucket}/{key}")
+        objects = answer.get("Metadata", {}).get(_OBJECTS_METADATA, "")
+        upload = objects.removeprefix("objects/")
+        if objects and (not objects.startswith("objects/") or not _UPLOAD_ID.match(upload)):
+            raise StoreError(
+                "DigestMismatch", f"s3://{self.bucket}/{key}: malformed objects folder {objects!r}"
+            )
+        # Artifacts written before uploads were streamed keep their files beside the manifest.
+        folder = self._join("artifacts", "objects", upload) if objects else self._key(digest, "").rstrip("/")
+        return body, listed, folder
 
     def exists(self, digest: str) -> bool:
-        """True when the manifest exists and every listed object is there with the recorded sha256.
+        """True when the manifest matches the digest and every listed object is present.
 
-        Checks object metadata, not contents; ``fetch`` verifies every byte before use.
+        Checks metadata, not contents (for the operator's training cache); ``fetch`` verifies
+        every byte before use.
         """
-        listed = self._manifest(digest)
-        if listed is None:
+        found = self._manifest(digest)
+        if found is None:
             return False
+        _, listed, folder = found
         for name, sha256 in listed.items():
-            key = self._key(digest, name)
+            key = f"{folder}/{name}"
             try:
                 head = self._client.head_object(Bucket=self.bucket, Key=key)
             except Exception as error:
@@ -230,30 +246,37 @@ class S3ArtifactStore:
                 if failure.reason == "ObjectMissing":
                     return False
                 raise failure from error
-            if head.get("Metadata", {}).get(_SHA256_METADATA) != sha256:
+            recorded = head.get("Metadata", {}).get(transfers.SHA256_METADATA)
+            if recorded is not None and recorded != sha256:
                 return False
         return True
 
     def fetch(self, digest: str, cache_dir: pathlib.Path) -> artifacts.VerifiedArtifact:
-        """A verified local copy of the artifact, downloaded once into ``cache_dir``."""
+        """A verified local copy of the artifact, downloaded once into ``cache_dir``.
+
+        Every object is hashed while it downloads; one whose sha256 differs from the manifest
+        is refused by name and nothing is cached.
+        """
         local = artifacts.artifact_dir(cache_dir, digest)
         if (local / artifacts.MANIFEST_NAME).is_file():
             try:
                 return artifacts.open_artifact(local, digest)
             except artifacts.ArtifactError:
                 shutil.rmtree(local, ignore_errors=True)  # a damaged cache entry is fetched again
-        listed = self._manifest(digest)
-        if listed is None:
+        found = self._manifest(digest)
+        if found is None:
             raise StoreError(
                 "ObjectMissing", f"no artifact {digest} in {self.location} (its manifest is missing)"
             )
+        manifest, listed, folder = found
         staging_parent = cache_dir / "artifacts" / ".staging"
         staging_parent.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(prefix="fetch-", dir=staging_parent))
         try:
             for name, expected in sorted(listed.items()):
-                self._download_verified(self._key(digest, name), staging / name, expected)
-            (staging / artifacts.MANIFEST_NAME).write_bytes(artifacts.manifest_bytes(listed))
+                self._download_verified(f"{folder}/{name}", staging / name, expected)
+            (staging / artifacts.MANIFEST_NAME).write_bytes(manifest)
+            staging.chmod(0o755)
             local.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(staging, local)
@@ -261,27 +284,44 @@ class S3ArtifactStore:
                 if not (local / artifacts.MANIFEST_NAME).is_file():
                     raise
                 shutil.rmtree(staging, ignore_errors=True)
+                return artifacts.open_artifact(local, digest)  # another process fetched it first
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return artifacts.open_artifact(local, digest)
+        # Every byte was hashed on the way in: no second pass.
+        return artifacts.VerifiedArtifact(digest=digest, path=local, files=listed)
 
-    def _download_verified(self, key: str, target: pathlib.Path, expected: str) -> None:
-        what = f"download of s3://{self.bucket}/{key}"
-        digest = hashlib.sha256()
+    def read(self, digest: str, name: str) -> bytes:
+        """One file of the artifact, verified against the manifest, without fetching the rest."""
+        found = self._manifest(digest)
+        if found is None:
+            raise StoreError(
+                "ObjectMissing", f"no artifact {digest} in {self.location} (its manifest is missing)"
+            )
+        _, listed, folder = found
+        if name not in listed:
+            raise StoreError("ObjectMissing", f"artifact {digest} in {self.location} lists no {name}")
+        key = f"{folder}/{name}"
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            with target.open("wb") as sink:
-                for chunk in body.iter_chunks(_CHUNK):
-                    digest.update(chunk)
-                    sink.write(chunk)
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except Exception as error:
-            raise describe_failure(error, what) from error
-        if digest.hexdigest() != expected:
+            raise describe_failure(error, f"reading s3://{self.bucket}/{key}") from error
+        if artifacts.sha256_bytes(body) != listed[name]:
             raise StoreError(
                 "DigestMismatch",
-                f"s3://{self.bucket}/{key} has sha256 {digest.hexdigest()}, "
-                f"the manifest says {expected}: refusing it",
+                f"s3://{self.bucket}/{key} does not match its sha256 {listed[name]}: refusing it",
+            )
+        return bytes(body)
+
+    def _download_verified(self, key: str, target: pathlib.Path, expected: str) -> None:
+        try:
+            actual = transfers.download_hashing(self._client, self.bucket, key, target)
+        except Exception as error:
+            raise describe_failure(error, f"download of s3://{self.bucket}/{key}") from error
+        if actual != expected:
+            raise StoreError(
+                "DigestMismatch",
+                f"s3://{self.bucket}/{key} has sha256 {actual}, the manifest says {expected}: refusing it",
             )
 
 

@@ -34,6 +34,10 @@ class ArtifactStore(Protocol):
         """A verified local copy (the artifact itself for local stores)."""
         ...
 
+    def read(self, digest: str, name: str) -> bytes:
+        """One file of the artifact, verified against the manifest and the digest."""
+        ...
+
 
 class LocalArtifactStore:
     """Artifacts in a directory: a PersistentVolumeClaim mount in a cluster, any folder on a laptop."""
@@ -55,6 +59,9 @@ class LocalArtifactStore:
     def fetch(self, digest: str, cache_dir: pathlib.Path) -> artifacts.VerifiedArtifact:
         # Already local: verify in place instead of copying.
         return artifacts.open_artifact_in_store(self.root, digest)
+
+    def read(self, digest: str, name: str) -> bytes:
+        return artifacts.open_artifact_in_store(self.root, digest).read(name)
 
 
 def open_store(location: str, env: Mapping[str, str] | None = None) -> ArtifactStore:

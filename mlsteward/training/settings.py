@@ -15,6 +15,7 @@ Flag ↔ field ↔ variable (kept in step by a unit test):
 ``--namespace NS``                       ``namespace``               ``MLSTEWARD_NAMESPACE``
 ``--image-digest SHA``                   ``image_digest``            ``MLSTEWARD_IMAGE_DIGEST``
 ``--proxy-sample-rows N``                ``proxy_sample_rows``       ``MLSTEWARD_PROXY_SAMPLE_ROWS``
+``--reuse-artifact SHA``                 ``reuse_artifact``          ``MLSTEWARD_REUSE_ARTIFACT``
 ======================================  ==========================  ==================================
 """
 
@@ -51,6 +52,9 @@ class TrainSettings:
     """The trainer container image's digest, recorded in the lineage when known."""
     proxy_sample_rows: int = 5_000
     """Rows sampled to fit each proxy classifier (rows)."""
+    reuse_artifact: str | None = None
+    """Digest of an earlier artifact to reuse instead of training when it is still in the store
+    and was trained from the same spec and pinned dataset (``mlsteward.training.reuse``)."""
 
 
 # field -> (flag, environment variable, help)
@@ -70,6 +74,11 @@ FLAGS: dict[str, tuple[str, str, str]] = {
         "--proxy-sample-rows",
         "MLSTEWARD_PROXY_SAMPLE_ROWS",
         "rows sampled per proxy classifier (default 5000)",
+    ),
+    "reuse_artifact": (
+        "--reuse-artifact",
+        "MLSTEWARD_REUSE_ARTIFACT",
+        "sha256 of an earlier artifact to reuse if it is still stored and matches the spec",
     ),
 }
 SPEC_TEXT_ENV = "MLSTEWARD_MODEL_SPEC"
@@ -115,8 +124,12 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> TrainSettings:
         raise SettingsError(f"--proxy-sample-rows must be an integer, got {proxy_rows!r}") from error
     if proxy_sample_rows < 100:
         raise SettingsError(f"--proxy-sample-rows must be at least 100, got {proxy_sample_rows}")
+    reuse = raw["reuse_artifact"]
+    if reuse is not None and (len(reuse) != 64 or any(c not in "0123456789abcdef" for c in reuse)):
+        raise SettingsError(f"--reuse-artifact must be a sha256 (64 lowercase hex digits), got {reuse!r}")
     return TrainSettings(
         store=_store_location(raw["store"]),
+        reuse_artifact=reuse,
         spec_path=pathlib.Path(raw["spec_path"]) if raw["spec_path"] is not None else None,
         spec_text=spec_text,
         output_json=pathlib.Path(raw["output_json"]) if raw["output_json"] is not None else None,

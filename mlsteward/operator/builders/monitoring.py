@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from mlsteward.api import model as api_model
 from mlsteward.api import monitor as api_monitor
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import common, serving
@@ -55,14 +56,21 @@ def build_sidecar_patch(
     *,
     digest: str,
     settings: settings_module.Settings,
+    artifact_store: api_model.ArtifactStoreSpec | None = None,
 ) -> dict[str, Any]:
-    """The partial apps/v1 Deployment this Monitor's field manager applies to its target."""
-    store = settings.store_mount_path
+    """The partial apps/v1 Deployment this Monitor's field manager applies to its target.
+
+    ``artifact_store``: the Model's store (default: the PVC). From an S3 store the sidecar
+    reads the profile straight from the bucket, credentials from the Model's Secret.
+    """
+    store = artifact_store or api_model.ArtifactStoreSpec()
+    location = common.store_location(store, settings.store_mount_path)
+    store_mounts = [] if store.s3 is not None else [common.store_mount(location, read_only=True)]
     command = [
         "mlsteward",
         "monitor",
         "--profile-artifact",
-        f"{store}/artifacts/sha256/{digest}",
+        f"{location}/artifacts/sha256/{digest}",
         "--digest",
         digest,
         "--host",
@@ -80,6 +88,7 @@ def build_sidecar_patch(
         "env": [
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "HOME", "value": "/tmp"},
+            *common.store_env(store),
         ],
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": settings.monitor_port, "protocol": "TCP"}],
         "readinessProbe": {
@@ -90,7 +99,7 @@ def build_sidecar_patch(
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": common.container_security_context(),
         "volumeMounts": [
-            common.store_mount(store, read_only=True),
+            *store_mounts,
             {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
             common.tmp_mount(),
         ],

@@ -30,8 +30,13 @@ def build_job(
     retrain_token: str | None,
     spec_hash: str,
     settings: settings_module.Settings,
+    reuse_digest: str | None = None,
 ) -> dict[str, Any]:
-    """The Job that trains ``version`` of the Model ``owner`` from ``spec``."""
+    """The Job that trains ``version`` of the Model ``owner`` from ``spec``.
+
+    ``reuse_digest``: an earlier artifact the Job reuses instead of training if it is still in
+    the store and matches (for S3 stores, which the operator cannot read itself).
+    """
     labels = {
         common.LABEL_NAME: "mlsteward-trainer",
         common.LABEL_INSTANCE: common.label_value(owner["name"]),
@@ -56,6 +61,8 @@ def build_job(
         "--namespace",
         owner["namespace"],
     ]
+    if reuse_digest is not None:
+        command += ["--reuse-artifact", reuse_digest]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,

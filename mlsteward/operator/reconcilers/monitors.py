@@ -13,7 +13,9 @@ import datetime
 from typing import Any, Literal
 
 import aiohttp
+import pydantic
 
+from mlsteward.api import model as api_model
 from mlsteward.api import monitor as api_monitor
 from mlsteward.operator import conditions, kube, retraining, specs
 from mlsteward.operator import settings as settings_module
@@ -366,6 +368,14 @@ async def _remove_sidecar(context: common.Context, namespace: str, target_name: 
             await context.kube.apply(manifest, monitoring.FIELD_MANAGER)
 
 
+def _artifact_store(model: dict[str, Any] | None) -> api_model.ArtifactStoreSpec | None:
+    """The Model's artifact store, where the sidecar reads the profile (None: the default PVC)."""
+    try:
+        return api_model.ModelSpec.model_validate((model or {}).get("spec") or {}).artifact_store
+    except pydantic.ValidationError:
+        return None
+
+
 async def reconcile(context: common.Context, namespace: str, name: str, now: str) -> float | None:
     body = await context.kube.get(kube.path(API_VERSION, "Monitor", namespace, name))
     if body is None:
@@ -409,7 +419,12 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
     if digest is not None:
         await context.kube.apply(
             monitoring.build_sidecar_patch(
-                target_name, namespace, name, digest=digest, settings=context.settings
+                target_name,
+                namespace,
+                name,
+                digest=digest,
+                settings=context.settings,
+                artifact_store=_artifact_store(model),
             ),
             monitoring.FIELD_MANAGER,
         )

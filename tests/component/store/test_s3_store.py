@@ -14,7 +14,7 @@ import time
 import pytest
 
 from mlsteward.dev import minio
-from mlsteward.store import artifacts, s3, stores
+from mlsteward.store import artifacts, s3, stores, transfers
 from mlsteward.store.errors import StoreError
 
 
@@ -67,16 +67,59 @@ def test_a_corrupted_object_in_the_bucket_is_refused_with_its_name(
     s3_settings: s3.S3Settings, bucket: str, cache_dir: pathlib.Path
 ) -> None:
     store = s3.S3ArtifactStore(f"s3://{bucket}", s3_settings)
-    ref = store.put(_files())
-    key = f"artifacts/sha256/{ref.digest}/model.onnx"
+    files = _files()
+    ref = store.put(files)
+    client = s3.make_client(s3_settings)
+    [key] = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=bucket, Prefix="artifacts/objects/")["Contents"]
+        if o["Key"].endswith("/model.onnx")
+    ]
     # Overwrite the object behind the store's back, keeping the recorded sha256 metadata.
-    s3.make_client(s3_settings).put_object(
-        Bucket=bucket, Key=key, Body=b"tampered", Metadata={"sha256": artifacts.sha256_bytes(b"\x08\x07")}
-    )
+    recorded = artifacts.sha256_bytes(files["model.onnx"])  # type: ignore[arg-type]
+    client.put_object(Bucket=bucket, Key=key, Body=b"tampered", Metadata={"sha256": recorded})
+    assert store.exists(ref.digest)  # metadata only: the bytes are checked by fetch
     with pytest.raises(StoreError, match=r"model\.onnx has sha256 .* refusing it") as raised:
         store.fetch(ref.digest, cache_dir)
     assert raised.value.reason == "DigestMismatch"
     assert not (cache_dir / "artifacts" / "sha256" / ref.digest).exists()
+
+
+def test_a_multipart_object_round_trips_hashed_on_the_way_both_ways(
+    s3_settings: s3.S3Settings, bucket: str, tmp_path: pathlib.Path, cache_dir: pathlib.Path
+) -> None:
+    big = tmp_path / "model.onnx"
+    big.write_bytes(os.urandom(3 * transfers.PART_SIZE + 12345))
+    store = s3.S3ArtifactStore(f"s3://{bucket}/big", s3_settings)
+    ref = store.put({"model.onnx": big, "schema.json": b"{}"})
+    client = s3.make_client(s3_settings)
+    [key] = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=bucket, Prefix="big/artifacts/objects/")["Contents"]
+        if o["Key"].endswith("/model.onnx")
+    ]
+    assert client.head_object(Bucket=bucket, Key=key, PartNumber=1)["PartsCount"] == 4
+    fetched = store.fetch(ref.digest, cache_dir)
+    assert artifacts.sha256_file(fetched.file("model.onnx")) == artifacts.sha256_file(big)
+    # Uploading the same content again keeps one copy: the second upload's objects are dropped.
+    assert store.put({"model.onnx": big, "schema.json": b"{}"}).digest == ref.digest
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="big/artifacts/objects/")["Contents"]
+    assert len([o for o in listed if o["Key"].endswith("/model.onnx")]) == 1
+
+
+def test_artifacts_with_files_beside_the_manifest_still_fetch(
+    s3_settings: s3.S3Settings, bucket: str, cache_dir: pathlib.Path
+) -> None:
+    """The layout before uploads were streamed: no objects folder named in the manifest's metadata."""
+    files = {"model.onnx": b"\x08\x07onnx", "schema.json": b"{}"}
+    manifest = artifacts.manifest_bytes({k: artifacts.sha256_bytes(v) for k, v in files.items()})
+    digest = artifacts.sha256_bytes(manifest)
+    client = s3.make_client(s3_settings)
+    for name, body in [*files.items(), ("manifest.json", manifest)]:
+        client.put_object(Bucket=bucket, Key=f"old/artifacts/sha256/{digest}/{name}", Body=body)
+    store = s3.S3ArtifactStore(f"s3://{bucket}/old", s3_settings)
+    assert store.exists(digest)
+    assert store.fetch(digest, cache_dir).read("model.onnx") == files["model.onnx"]
 
 
 def test_a_digest_that_was_never_written_is_missing(

@@ -35,13 +35,18 @@ def _spec(uri: str, **dataset: Any) -> dict[str, Any]:
 
 
 def _train(
-    server: minio.MinioServer, spec: dict[str, Any], store: str, tmp_path: pathlib.Path
+    server: minio.MinioServer,
+    spec: dict[str, Any],
+    store: str,
+    tmp_path: pathlib.Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec))
     result = subprocess.run(
-        [sys.executable, "-m", "mlsteward", "train", "--spec", str(spec_file), "--store", store],
-        env=dict(os.environ, **server.env()),
+        [sys.executable, "-m", "mlsteward", "train", "--spec", str(spec_file), "--store", store, *flags],
+        env={**os.environ, **server.env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
@@ -59,7 +64,7 @@ def dataset_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def test_training_reads_the_dataset_from_the_bucket_and_writes_the_artifact_there(
+def test_training_reads_the_dataset_from_the_bucket_writes_the_artifact_there_and_can_reuse_it(
     minio_server: minio.MinioServer,
     s3_settings: s3.S3Settings,
     bucket: str,
@@ -67,18 +72,33 @@ def test_training_reads_the_dataset_from_the_bucket_and_writes_the_artifact_ther
     tmp_path: pathlib.Path,
 ) -> None:
     s3.make_client(s3_settings).put_object(Bucket=bucket, Key="data/credit.parquet", Body=dataset_bytes)
-    code, outcome = _train(
-        minio_server, _spec(f"s3://{bucket}/data/credit.parquet"), f"s3://{bucket}/models", tmp_path
-    )
-    assert code == 0, outcome
+    spec = _spec(f"s3://{bucket}/data/credit.parquet", sha256=artifacts.sha256_bytes(dataset_bytes))
+    location = f"s3://{bucket}/models"
+    code, outcome = _train(minio_server, spec, location, tmp_path)
+    assert code == 0 and outcome["gates"]["promotable"], outcome
     assert outcome["dataset_sha256"] == artifacts.sha256_bytes(dataset_bytes)
     digest = outcome["artifact"]["digest"]
     assert outcome["artifact"]["uri"] == f"s3://{bucket}/models/artifacts/sha256/{digest}"
-    store = s3.S3ArtifactStore(f"s3://{bucket}/models", s3_settings)
+    store = s3.S3ArtifactStore(location, s3_settings)
     assert store.exists(digest)
     fetched = store.fetch(digest, tmp_path / "cache")
     lineage = json.loads(fetched.read("lineage.json"))
     assert lineage["model_onnx_sha256"] == fetched.files["model.onnx"]
+
+    # --reuse-artifact (the operator's training cache for S3 stores; it never reads the Secret):
+    # the Job verifies the artifact in the bucket and reports the earlier outcome, no training.
+    code, reused = _train(minio_server, spec, location, tmp_path, "--reuse-artifact", digest)
+    assert code == 0 and "reused the verified artifact" in reused["message"], reused
+    same = ("artifact", "dataset_sha256", "spec_hash", "gates")
+    assert {k: reused[k] for k in same} == {k: outcome[k] for k in same}
+    assert reused["metrics"] == pytest.approx(outcome["metrics"])
+    # Gone from the bucket: the Job trains again and writes it anew.
+    s3.make_client(s3_settings).delete_object(
+        Bucket=bucket, Key=f"models/artifacts/sha256/{digest}/manifest.json"
+    )
+    code, again = _train(minio_server, spec, location, tmp_path, "--reuse-artifact", digest)
+    assert code == 0 and "reused" not in again["message"], again
+    assert store.exists(again["artifact"]["digest"])
 
 
 def test_a_pinned_digest_that_differs_fails_before_anything_is_written(
@@ -104,3 +124,19 @@ def test_a_missing_dataset_object_is_a_readable_data_error(
     )
     assert code == 2 and outcome["reason"] == "DataInvalid"
     assert "absent.parquet" in outcome["message"] and "no such object" in outcome["message"]
+
+
+def test_wrong_credentials_for_the_store_fail_training_with_a_readable_reason(
+    minio_server: minio.MinioServer, bucket: str, dataset_bytes: bytes, tmp_path: pathlib.Path
+) -> None:
+    data = tmp_path / "credit.parquet"
+    data.write_bytes(dataset_bytes)
+    code, outcome = _train(
+        minio_server,
+        _spec(data.as_uri()),
+        f"s3://{bucket}/models",
+        tmp_path,
+        env={"AWS_SECRET_ACCESS_KEY": "not-the-secret"},
+    )
+    assert code == 1 and outcome["outcome"] == "failed", outcome
+    assert "rejected the credentials" in outcome["message"] and bucket in outcome["message"], outcome

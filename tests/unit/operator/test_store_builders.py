@@ -8,7 +8,9 @@ from typing import Any
 from mlsteward.api import deployment as api_deployment
 from mlsteward.api import model as api_model
 from mlsteward.operator import settings as settings_module
-from mlsteward.operator.builders import common, serving, training
+from mlsteward.operator import specs
+from mlsteward.operator.builders import common, monitoring, serving, training
+from mlsteward.operator.reconcilers import models
 
 OWNER = common.Owner(kind="Model", name="credit", namespace="risk", uid="uid-1")
 SETTINGS = settings_module.Settings()
@@ -111,3 +113,76 @@ def test_without_s3_the_pvc_store_is_unchanged() -> None:
         "name": "artifact-store",
         "persistentVolumeClaim": {"claimName": "models", "readOnly": False},
     } in pod["volumes"]
+
+
+def _cached_body(model: api_model.ModelSpec) -> dict[str, Any]:
+    v1 = {
+        "version": 1,
+        "phase": "Succeeded",
+        "generation": 1,
+        "specHash": specs.spec_hash(model),
+        "datasetSha256": model.dataset.sha256,
+        "artifact": {"digest": "a" * 64, "uri": "s3://models/team-a/artifacts/sha256/" + "a" * 64},
+        "gates": {"quality": "passed", "fairness": "passed", "promotable": True},
+        "metrics": {},
+        "cached": False,
+        "jobName": "credit-v1",
+    }
+    return {
+        "apiVersion": "mlsteward.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "credit", "namespace": "risk", "uid": "uid-1", "generation": 2},
+        "spec": model.to_wire(),
+        "status": {"latestVersion": 1, "versions": [v1], "aliases": {"champion": 1}},
+    }
+
+
+def _pinned(store: dict[str, Any]) -> api_model.ModelSpec:
+    wire = _model(store).to_wire()
+    wire["dataset"]["sha256"] = "d" * 64
+    return api_model.ModelSpec.model_validate(wire)
+
+
+def test_with_an_s3_store_the_training_job_checks_and_reuses_the_cached_artifact() -> None:
+    """The operator cannot read the bucket: the Job verifies the candidate and reuses it."""
+    model = _pinned({"s3": S3})
+    result = models.plan(
+        _cached_body(model),
+        model,
+        jobs=[],
+        messages={},
+        verified={},
+        settings=SETTINGS,
+        now="2026-12-07T10:00:00Z",
+    )
+    [job] = result.apply
+    assert _flag(job["spec"]["template"]["spec"]["containers"][0]["command"], "--reuse-artifact") == "a" * 64
+
+
+def test_with_a_pvc_store_the_operator_verifies_the_cache_itself() -> None:
+    model = _pinned({"claimName": "models"})
+    result = models.plan(
+        _cached_body(model),
+        model,
+        jobs=[],
+        messages={},
+        verified={},
+        settings=SETTINGS,
+        now="2026-12-07T10:00:00Z",
+    )
+    [job] = result.apply  # not verified by the operator: trains, and the Job is not asked to reuse
+    assert "--reuse-artifact" not in job["spec"]["template"]["spec"]["containers"][0]["command"]
+
+
+def test_the_monitor_sidecar_reads_the_profile_from_the_bucket() -> None:
+    store = _model({"s3": S3}).artifact_store
+    patch = monitoring.build_sidecar_patch(
+        "serve", "risk", "watch", digest="c" * 64, settings=SETTINGS, artifact_store=store
+    )
+    sidecar = patch["spec"]["template"]["spec"]["containers"][1]
+    assert (
+        _flag(sidecar["command"], "--profile-artifact") == "s3://models/team-a/artifacts/sha256/" + "c" * 64
+    )
+    _assert_credentials_from_the_secret(sidecar)
+    # The pod has no PVC for an S3 store: the sidecar must not mount one.
+    assert all(m["name"] != "artifact-store" for m in sidecar["volumeMounts"])

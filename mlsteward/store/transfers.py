@@ -1,0 +1,173 @@
+"""Moving one object to or from S3 while hashing it: the one sha256 pass overlaps the network.
+
+Uploads read the source once: each part is fed to ``hashlib`` and handed to a pool of threads
+that upload parts in parallel (multipart, CRC32 per part for transport integrity), so hashing
+runs while earlier parts are on the wire. Downloads fetch byte ranges in parallel and hash and
+write them in order as they arrive. ``hashlib`` and socket I/O release the GIL, so threads
+really overlap. In-flight parts are bounded (``workers + 2``), so memory stays at a few parts.
+
+Usage::
+
+    sha256, size = upload_hashing(client, "bucket", "key", pathlib.Path("model.onnx"))
+    sha256 = download_hashing(client, "bucket", "key", pathlib.Path("/cache/model.onnx"))
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import concurrent.futures
+import contextlib
+import hashlib
+import itertools
+import pathlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+PART_SIZE = 8 << 20
+"""Bytes per part (S3's minimum part size is 5 MiB); objects up to this size go in one request."""
+WORKERS = 8
+"""Parts in flight at once, per object."""
+SHA256_METADATA = "sha256"
+
+
+def sha256_base64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def upload_hashing(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    source: pathlib.Path | bytes,
+    *,
+    part_size: int = PART_SIZE,
+    workers: int = WORKERS,
+) -> tuple[str, int]:
+    """Upload ``source`` to ``bucket/key`` and return its (sha256 hex, size), read once."""
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if size <= part_size:
+        body = source if isinstance(source, bytes) else source.read_bytes()
+        sha256 = hashlib.sha256(body).hexdigest()
+        # The server recomputes the SHA-256 and refuses the object if it differs from ours.
+        client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ChecksumSHA256=sha256_base64(sha256),
+            Metadata={SHA256_METADATA: sha256},
+        )
+        return sha256, size
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+    try:
+        sha256 = _upload_parts(client, bucket, key, upload_id, source, part_size, workers)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    return sha256, size
+
+
+def _upload_parts(  # noqa: PLR0917  # private helper of upload_hashing
+    client: S3Client,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    source: pathlib.Path | bytes,
+    part_size: int,
+    workers: int,
+) -> str:
+    digest = hashlib.sha256()
+    parts: list[dict[str, Any]] = []
+
+    def send(number: int, chunk: bytes) -> dict[str, Any]:
+        answer = client.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=chunk,
+            ChecksumAlgorithm="CRC32",
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": answer["ChecksumCRC32"]}
+
+    with (
+        concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="s3-upload") as pool,
+        _chunks(source, part_size) as chunks,
+    ):
+        pending: collections.deque[concurrent.futures.Future[dict[str, Any]]] = collections.deque()
+        try:
+            for number, chunk in enumerate(chunks, start=1):
+                digest.update(chunk)  # releases the GIL: earlier parts upload meanwhile
+                pending.append(pool.submit(send, number, chunk))
+                while len(pending) > workers + 1:
+                    parts.append(pending.popleft().result())
+            parts.extend(future.result() for future in pending)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]  # plain dicts
+    )
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _chunks(source: pathlib.Path | bytes, part_size: int) -> Any:
+    if isinstance(source, bytes):
+        yield (source[start : start + part_size] for start in range(0, len(source), part_size))
+        return
+    with source.open("rb") as handle:
+        yield iter(lambda: handle.read(part_size), b"")
+
+
+def download_hashing(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    target: pathlib.Path,
+    *,
+    part_size: int = PART_SIZE,
+    workers: int = WORKERS,
+) -> str:
+    """Download ``bucket/key`` into ``target`` and return the sha256 of the bytes written."""
+    size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    digest = hashlib.sha256()
+    with target.open("wb") as sink:
+        if size <= part_size:
+            for chunk in client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+                digest.update(chunk)
+                sink.write(chunk)
+            return digest.hexdigest()
+
+        def fetch(start: int) -> bytes:
+            end = min(start + part_size, size) - 1
+            body: bytes = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")[
+                "Body"
+            ].read()
+            if len(body) != end - start + 1:
+                raise OSError(f"s3://{bucket}/{key}: short read at byte {start} (the object changed?)")
+            return body
+
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="s3-download") as pool:
+            starts = iter(range(0, size, part_size))
+            pending = collections.deque(pool.submit(fetch, s) for s in itertools.islice(starts, workers + 1))
+            try:
+                while pending:
+                    chunk = pending.popleft().result()
+                    next_start = next(starts, None)
+                    if next_start is not None:
+                        pending.append(pool.submit(fetch, next_start))
+                    digest.update(chunk)  # in order; later ranges download meanwhile
+                    sink.write(chunk)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+    return digest.hexdigest()
