@@ -165,12 +165,16 @@ def store_env(store: api_model.ArtifactStoreSpec) -> list[dict[str, Any]]:
 
 
 def store_volumes(
-    store: api_model.ArtifactStoreSpec, mount_path: str, *, read_only: bool
+    store: api_model.ArtifactStoreSpec, mount_path: str, *, read_only: bool, writable_volume: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, mounts) for the store: the PVC, or for S3 an emptyDir download cache at
-    CACHE_DIR (read-only pods only; writers upload straight from memory)."""
+    CACHE_DIR (read-only pods only; writers upload straight from memory).
+
+    ``writable_volume``: declare the PVC volume writable even though this mount is read-only,
+    so another container of the pod (the monitor sidecar writing the decision log) may mount it
+    read-write."""
     if store.s3 is None:
-        return [store_volume(store.claim_name, read_only=read_only)], [
+        return [store_volume(store.claim_name, read_only=read_only and not writable_volume)], [
             store_mount(mount_path, read_only=read_only)
         ]
     if not read_only:

@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 
+from mlsteward.api import audit as api_audit
 from mlsteward.api import model as api_model
 from mlsteward.api import monitor as api_monitor
 from mlsteward.operator import settings as settings_module
-from mlsteward.operator.builders import common, serving
+from mlsteward.operator.builders import common, decisions, serving
 
 FIELD_MANAGER = "mlsteward-operator-monitor"
 CONTAINER = "monitor"
@@ -57,15 +58,23 @@ def build_sidecar_patch(
     digest: str,
     settings: settings_module.Settings,
     artifact_store: api_model.ArtifactStoreSpec | None = None,
+    decision_log: api_audit.DecisionLogPolicy | None = None,
 ) -> dict[str, Any]:
     """The partial apps/v1 Deployment this Monitor's field manager applies to its target.
 
     ``artifact_store``: the Model's store (default: the PVC). From an S3 store the sidecar
     reads the profile straight from the bucket, credentials from the Model's Secret.
+    ``decision_log``: the target Deployment's policy (default: on); with it on, the sidecar
+    writes the decision log into the same store, so a PVC is mounted read-write.
     """
     store = artifact_store or api_model.ArtifactStoreSpec()
+    policy = decision_log or api_audit.DecisionLogPolicy()
     location = common.store_location(store, settings.store_mount_path)
-    store_mounts = [] if store.s3 is not None else [common.store_mount(location, read_only=True)]
+    store_mounts = (
+        []
+        if store.s3 is not None
+        else [common.store_mount(location, read_only=decisions.read_only_store(policy))]
+    )
     command = [
         "mlsteward",
         "monitor",
@@ -89,6 +98,9 @@ def build_sidecar_patch(
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "HOME", "value": "/tmp"},
             *common.store_env(store),
+            *decisions.decision_log_env(
+                policy, store_location=location, namespace=namespace, deployment=target_name
+            ),
         ],
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": settings.monitor_port, "protocol": "TCP"}],
         "readinessProbe": {

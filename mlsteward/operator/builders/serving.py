@@ -105,7 +105,10 @@ def build_deployment(
     """
     labels = pod_labels(owner)
     store = artifact_store or api_model.ArtifactStoreSpec(claim_name=claim_name)
-    store_volumes, store_mounts = common.store_volumes(store, settings.store_mount_path, read_only=True)
+    # The volume stays writable for the monitor sidecar's decision log; the server mounts it read-only.
+    store_volumes, store_mounts = common.store_volumes(
+        store, settings.store_mount_path, read_only=True, writable_volume=True
+    )
     command = [
         "mlsteward",
         "serve",

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import aiohttp
 import pydantic
 
+from mlsteward.api import audit as api_audit
+from mlsteward.api import deployment as api_deployment
 from mlsteward.api import model as api_model
 from mlsteward.api import monitor as api_monitor
 from mlsteward.operator import conditions, kube, retraining, specs
@@ -368,6 +370,14 @@ async def _remove_sidecar(context: common.Context, namespace: str, target_name: 
             await context.kube.apply(manifest, monitoring.FIELD_MANAGER)
 
 
+def _decision_log(target: dict[str, Any] | None) -> api_audit.DecisionLogPolicy | None:
+    """The target Deployment's decision-log policy (None: the default policy)."""
+    try:
+        return api_deployment.DeploymentSpec.model_validate((target or {}).get("spec") or {}).decision_log
+    except pydantic.ValidationError:
+        return None
+
+
 def _artifact_store(model: dict[str, Any] | None) -> api_model.ArtifactStoreSpec | None:
     """The Model's artifact store, where the sidecar reads the profile (None: the default PVC)."""
     try:
@@ -425,6 +435,7 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
                 digest=digest,
                 settings=context.settings,
                 artifact_store=_artifact_store(model),
+                decision_log=_decision_log(target),
             ),
             monitoring.FIELD_MANAGER,
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mlsteward.api import audit as api_audit
 from mlsteward.api import deployment as api_deployment
 from mlsteward.api import model as api_model
 from mlsteward.api import monitor as api_monitor
@@ -132,7 +133,8 @@ def test_the_serving_deployment_names_no_version_so_a_new_version_restarts_no_po
     assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     store = next(v for v in pod_spec["volumes"] if v["name"] == "artifact-store")
-    assert store["persistentVolumeClaim"] == {"claimName": "store", "readOnly": True}
+    # Writable for the monitor sidecar's decision log; the server's own mount is read-only.
+    assert store["persistentVolumeClaim"] == {"claimName": "store", "readOnly": False}
     assert all(m["readOnly"] for m in server["volumeMounts"] if m["name"] != "tmp")
     assert "digest" not in json.dumps(built) and "version" not in json.dumps(built["spec"]["template"])
 
@@ -183,6 +185,30 @@ def test_the_sidecar_patch_is_partial_so_it_merges_by_container_name() -> None:
     assert flags[flags.index("--config") + 1] == "/etc/mlsteward/monitor/config.json"
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
     assert set(patch["spec"]) == {"template"}, "the sidecar's manager must not own replicas or the selector"
+
+
+def test_the_sidecar_writes_the_decision_log_into_the_store_unless_the_deployment_turns_it_off() -> None:
+    def sidecar(policy: api_audit.DecisionLogPolicy | None) -> dict[str, Any]:
+        patch = monitoring.build_sidecar_patch(
+            "serve", "risk", "watch", digest="c" * 64, settings=SETTINGS, decision_log=policy
+        )
+        container: dict[str, Any] = patch["spec"]["template"]["spec"]["containers"][1]
+        return container
+
+    logging = sidecar(None)
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in logging["env"]}
+    assert env["MLSTEWARD_MONITOR_DECISION_LOG_STORE"] == "/var/lib/mlsteward/store"
+    assert env["MLSTEWARD_MONITOR_DECISION_LOG_DEPLOYMENT"] == "serve"
+    assert env["MLSTEWARD_MONITOR_DECISION_LOG_RETENTION"] == "180d"
+    assert env["MLSTEWARD_MONITOR_DECISION_LOG_INPUTS"] == "false"
+    assert env["MLSTEWARD_MONITOR_DECISION_LOG_CHAIN"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    [store_mount] = [m for m in logging["volumeMounts"] if m["name"] == "artifact-store"]
+    assert store_mount["readOnly"] is False
+
+    quiet = sidecar(api_audit.DecisionLogPolicy.model_validate({"enabled": False}))
+    assert not any(e["name"].startswith("MLSTEWARD_MONITOR_DECISION_LOG_") for e in quiet["env"])
+    [store_mount] = [m for m in quiet["volumeMounts"] if m["name"] == "artifact-store"]
+    assert store_mount["readOnly"] is True
 
 
 def test_the_monitor_config_carries_the_spec_the_sidecar_reads() -> None:
