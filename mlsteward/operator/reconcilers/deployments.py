@@ -114,6 +114,11 @@ def plan(
             records.append(
                 {"version": target.version, "digest": target.digest, "action": "started", "reason": reason}
             )
+        broken = history.verify(served) if records else []
+        if broken:
+            # The chain goes on from the stored last hash; the break stays visible to --verify.
+            text = f"the serving history was altered: {broken[0]}"
+            events.append(common.Event(Reason.HISTORY_BROKEN, text[:1024], "Warning"))
         served = rollouts.stamp(served, records, now)
         artifact_store = api_model.ModelSpec.model_validate(model["spec"]).artifact_store
         routing = serving.Routing(

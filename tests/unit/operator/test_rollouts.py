@@ -339,3 +339,12 @@ def test_the_deployment_plan_routes_the_step_records_history_and_honours_the_kil
     assert history.verify(killed.status["history"]) == []
     again = _deployment_plan(spec, killed.status, annotations={"mlsteward.io/rollback": "now"})
     assert _routing_of(again)["challenger"] is None and len(again.status["history"]) == 2
+
+
+def test_an_altered_history_is_reported_when_the_next_record_is_appended() -> None:
+    spec = {"modelRef": {"name": "m"}, "canary": {"trafficPercent": 10, "steps": [100]}}
+    first = _deployment_plan(spec, {}, pages=[_page(0, 0)])
+    tampered = {**first.status, "history": [{**first.status["history"][0], "reason": "edited"}]}
+    killed = _deployment_plan(spec, tampered, annotations={"mlsteward.io/rollback": "now"})
+    warning = next(e for e in killed.events if e.reason == "HistoryBroken")
+    assert warning.type == "Warning" and "history[0]" in warning.message
