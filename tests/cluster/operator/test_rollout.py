@@ -86,10 +86,8 @@ class _PodEndpoint:
             [
                 "# TYPE mlsteward_serving_requests_total counter",
                 line.format(code=200, v=1, n=t["stable"]),
-                line.format(code=200, v=2, n=t["canary"]),
-                line.format(code=500, v=2, n=t["canary5xx"]),
-                line.format(code=200, v=3, n=t["canary"]),
-                line.format(code=500, v=3, n=t["canary5xx"]),
+                *(line.format(code=200, v=v, n=t["canary"]) for v in range(2, 6)),
+                *(line.format(code=500, v=v, n=t["canary5xx"]) for v in range(2, 6)),
                 "# TYPE mlsteward_serving_shadow_rows_total counter",
                 f'mlsteward_serving_shadow_rows_total{{outcome="agree"}} {t["agree"]}',
                 f'mlsteward_serving_shadow_rows_total{{outcome="disagree"}} {t["disagree"]}',
@@ -345,37 +343,58 @@ def test_a_bad_challenger_is_rolled_back_automatically_for_errors_and_for_drifte
     assert any(e["reason"] == "RolledBack" and e["type"] == "Warning" for e in kit.events("serve"))
 
 
-def test_the_kill_switch_stops_a_rollout_in_its_step_within_seconds(
+@pytest.mark.usefixtures("admission", "bound_store")
+def test_the_kill_switch_stops_a_rollout_waiting_for_approval_in_shadow_and_in_a_traffic_step(
     kit: Kit,
     start_operator: Callable[..., OperatorProcess],
-    bound_store: str,
     pod_endpoint: Callable[[str, int], _PodEndpoint],
 ) -> None:
     port = controlplane.free_port()
     start_operator(*TRAINING_POOL, "--server-port", str(port))
     kit.apply(_model("credit"))
     _train(kit, 1, "a" * 64)
-    kit.apply(_deployment({"trafficPercent": 20, "steps": [100], "analysis": {"interval": "1h"}}))
-    pod_endpoint(_serving_pod_ip(kit), port)
+    canary = {"mode": "shadow", "trafficPercent": 20, "steps": [100],
+              "analysis": {"interval": "5s", "minRequests": 10, "maxDisagreement": 0.1}}  # fmt: skip
+    kit.apply(_deployment(canary, approval=True))
+    endpoint = pod_endpoint(_serving_pod_ip(kit), port)
+    endpoint.set(canary=0.0, agree=0.0)  # no traffic at all: every step pauses where it is
+    admin = kit.cp.kubeconfig
+
+    def kill(version: int, state: str, routed: Callable[[Json], bool]) -> None:
+        kit.wait_for(
+            f"version {version} {state}",
+            lambda: (_status(kit).get("rollout") or {}).get("version") == version and routed(_routing(kit)),
+            timeout=60,
+        )
+        began = time.monotonic()
+        killed = _mlsteward(admin, "rollback", "serve", "-n", kit.namespace)
+        assert killed.returncode == 0, killed.stderr
+        kit.wait_for("all traffic on version 1", lambda: _routing(kit)["challenger"] is None, timeout=10)
+        print(
+            f"kill switch {state}: routing changed {time.monotonic() - began:.2f} s after the command started"
+        )
+        status = _status(kit)
+        assert status["rollout"]["phase"] == "KillSwitch" and status["activeVersion"] == 1
+        assert version in status["rejectedVersions"] and status["history"][-1]["action"] == "killSwitch"
+
+    def approve(version: int) -> None:
+        kit.wait_for(f"version {version}'s rollout", lambda: _phase(kit) == "WaitingForApproval")
+        approved = _mlsteward(admin, "approve", "serve", "-n", kit.namespace, "--version", str(version))
+        assert approved.returncode == 0, approved.stderr
+
     _train(kit, 2, "b" * 64)
-    kit.wait_for(
-        "step 1 at 20%",
-        lambda: _routing(kit).get("challenger", {}) and _routing(kit)["challenger"]["share"] == 20,
-    )
-    began = time.monotonic()
-    killed = _mlsteward(kit.cp.kubeconfig, "rollback", "serve", "-n", kit.namespace)
-    assert killed.returncode == 0, killed.stderr
-    kit.wait_for("all traffic on version 1", lambda: _routing(kit)["challenger"] is None, timeout=10)
-    print(f"kill switch to routing: {time.monotonic() - began:.2f} s")
-    status = _status(kit)
-    assert (
-        status["rollout"]["phase"] == "KillSwitch"
-        and status["activeVersion"] == 1
-        and 2 in status["rejectedVersions"]
-    )
-    assert status["history"][-1]["action"] == "killSwitch"
+    kill(2, "waiting for approval", lambda r: _phase(kit) == "WaitingForApproval" and r["challenger"] is None)
+    _train(kit, 3, "c" * 64)
+    approve(3)
+    kill(3, "in its shadow step", lambda r: (r.get("challenger") or {}).get("mode") == "shadow")
+    endpoint.set(agree=50.0)  # the shadow step of version 4 passes; its 20% step gets no traffic
+    _train(kit, 4, "e" * 64)
+    approve(4)
+    kill(4, "in its 20% step", lambda r: (r.get("challenger") or {}).get("share") == 20)
     time.sleep(2)
-    assert _routing(kit)["challenger"] is None  # the stopped version never comes back on its own
+    assert _routing(kit)["challenger"] is None  # a stopped version never comes back on its own
+    actions = [r["action"] for r in _status(kit)["history"]]
+    assert actions == ["started", "killSwitch", "killSwitch", "killSwitch"]
 
 
 def test_a_monitor_asks_for_one_retrain_and_cooldown_and_cap_stop_a_storm(
