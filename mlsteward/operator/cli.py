@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from mlsteward.operator import handlers, rbac
+from mlsteward.operator import handlers, metrics, rbac
 from mlsteward.operator import settings as settings_module
 
 
@@ -47,6 +47,22 @@ async def run(settings: settings_module.Settings, stop: asyncio.Event | None = N
     registry = kopf.OperatorRegistry()
     operator = handlers.Operator(settings)
     handlers.register(registry, operator)
+    # A server of its own: kopf's liveness endpoint serves only /healthz.
+    operator.queue.observe = operator.context.metrics.observe_reconcile
+    operator.context.metrics.queue_depth = operator.queue.depth
+    server = None
+    if settings.metrics_port:
+        server = await metrics.serve(operator.context.metrics, settings.metrics_host, settings.metrics_port)
+    try:
+        await _run_kopf(settings, registry, stop)
+    finally:
+        if server is not None:
+            await server.cleanup()
+
+
+async def _run_kopf(
+    settings: settings_module.Settings, registry: kopf.OperatorRegistry, stop: asyncio.Event | None
+) -> None:
     await kopf.operator(
         registry=registry,
         settings=kopf_settings(settings),

@@ -37,6 +37,12 @@ class WorkQueue:
         self._again: set[Key] = set()
         self._timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Key, int] = {}
+        self.observe: Callable[[str, float], None] = lambda kind, seconds: None
+        """Called with (kind, seconds) after every reconcile, failed ones too (the metrics)."""
+
+    def depth(self) -> int:
+        """Keys waiting for a worker."""
+        return self._ready.qsize()
 
     def add(self, key: Key, delay: float = 0.0) -> None:
         """Reconcile ``key`` after ``delay`` seconds (sooner if already scheduled sooner)."""
@@ -91,6 +97,7 @@ class WorkQueue:
                 self._failures.pop(key, None)
             finally:
                 self._running.discard(key)
+                self.observe(key[0], time.monotonic() - started)
             if key in self._again:
                 self._again.discard(key)
                 self.add(key)

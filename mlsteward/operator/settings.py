@@ -58,6 +58,10 @@ class Settings:
     """Server-side timeout of watch requests (and the client's, plus slack), in seconds."""
     liveness_endpoint: str = ""
     """kopf's liveness endpoint, e.g. http://0.0.0.0:8081/healthz; empty: none."""
+    metrics_port: int = 0
+    """Port of the operator's Prometheus metrics (``GET /metrics``); 0: none. The chart sets 8080."""
+    metrics_host: str = "0.0.0.0"
+    """Address the metrics server binds (the chart binds the pod IP)."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Literal
 
-from mlsteward.operator import conditions, kube
+from mlsteward.operator import conditions, kube, metrics
 from mlsteward.operator import settings as settings_module
 
 
@@ -44,6 +44,7 @@ class Context:
 
     kube: kube.Client
     settings: settings_module.Settings
+    metrics: metrics.OperatorMetrics = dataclasses.field(default_factory=metrics.OperatorMetrics)
     background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -95,6 +96,7 @@ async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) ->
         await context.kube.delete(child)
     if status_changed(body, plan.status):
         await context.kube.patch_status(body, plan.status)
+        context.metrics.count_status(body, plan.status)  # once: the next pass reads this status
     if plan.annotate:
         await context.kube.merge_patch(kube.path_of(body), {"metadata": {"annotations": plan.annotate}})
     for target, patch in plan.patches:
