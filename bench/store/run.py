@@ -2,8 +2,8 @@
 
 Usage: .venv/bin/python bench/store/run.py [--sizes-mb 50 500] [--repeats 3]
 
-Ours streams each file once, hashing every part while earlier parts upload (multipart with
-CRC32 per part), then writes the manifest last; on the way back it fetches byte ranges in
+Ours streams each file once, hashing every part while earlier parts upload (multipart),
+then writes the manifest last; on the way back it fetches byte ranges in
 parallel and hashes them in order as they arrive, renaming into the cache only when every
 digest matched. The baseline is boto3's own upload_file / download_file (multipart, threads)
 with no verification. Prints medians, the overhead ratio (target: under 10%) and the load
