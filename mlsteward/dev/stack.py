@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import http.server
+import json
 import os
 import pathlib
 import signal
@@ -30,7 +31,9 @@ from mlsteward.dev.agent import launcher
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "mlsteward-system"
 OPERATOR_ACCOUNT = "mlsteward-operator"
+OPERATOR_SELECTOR = "app.kubernetes.io/name=mlsteward-operator"
 STORE_CLAIM = "mlsteward-artifacts"
+CHART = REPO_ROOT / "charts" / "mlsteward"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -140,19 +143,34 @@ class Stack:
     directory: pathlib.Path
     cp: controlplane.ControlPlane
     agent: launcher.AgentHandle
-    operator: subprocess.Popen[bytes]
+    operator: subprocess.Popen[bytes] | None
+    """The operator process; None when the chart installed it as a pod run by the agent."""
     data: DataServer
 
     @property
     def operator_log(self) -> pathlib.Path:
-        return self.directory / "operator.log"
+        if self.operator is not None:
+            return self.directory / "operator.log"
+        # The agent's log of the operator pod's container (the newest pod's, after a restart).
+        logs = sorted(
+            self.agent.state_dir.glob(f"logs/{OPERATOR_NAMESPACE}_{OPERATOR_ACCOUNT}-*_operator.log"),
+            key=lambda path: path.stat().st_mtime,
+        )
+        return logs[-1] if logs else self.directory / "operator.log"
 
     def restart_operator(self) -> None:
+        if self.operator is None:
+            self.cp.kubectl(
+                "delete", "pods", "-n", OPERATOR_NAMESPACE, "-l", OPERATOR_SELECTOR, "--wait=false"
+            )
+            self.cp.kubectl("rollout", "status", "deployment/" + OPERATOR_ACCOUNT, "-n", OPERATOR_NAMESPACE,
+                            "--timeout=120s")  # fmt: skip
+            return
         self._stop_operator()
         self.operator = _start_operator(self.directory, self.cp)
 
     def _stop_operator(self) -> None:
-        if self.operator.poll() is None:
+        if self.operator is not None and self.operator.poll() is None:
             self.operator.send_signal(signal.SIGTERM)
             try:
                 self.operator.wait(15)
@@ -183,26 +201,73 @@ def _start_operator(directory: pathlib.Path, cp: controlplane.ControlPlane) -> s
         )
 
 
-def start(directory: pathlib.Path, *, tools: toolchain.Toolchain | None = None) -> Stack:
-    """Start the control plane (agent nodes only), the CRDs, the agent, the operator and a data server."""
+def install_chart(cp: controlplane.ControlPlane, directory: pathlib.Path, timeout_s: int = 180) -> None:
+    """``helm upgrade --install`` charts/mlsteward: CRDs, RBAC, admission policies and the operator,
+    whose pod the local node agent runs; returns once the operator pod is Ready.
+
+    Two development-only values: the operator pod is pinned to the agent's nodes, and its
+    liveness endpoint binds the pod IP (``$(POD_IP)``, which the agent expands) instead of
+    0.0.0.0, so that it does not take port 8081 on every loopback address of the machine.
+    """
+    helm_home = directory / "helm"
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(cp.kubeconfig),
+        HELM_CACHE_HOME=str(helm_home / "cache"),
+        HELM_CONFIG_HOME=str(helm_home / "config"),
+        HELM_DATA_HOME=str(helm_home / "data"),
+    )
+    extra_args = ["--liveness-endpoint=http://$(POD_IP):8081/healthz"]
+    command = [
+        str(cp.toolchain.binary("helm")), "upgrade", "--install", "mlsteward", str(CHART),
+        "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+        "--set", "operator.nodeSelector.type=mlsteward-agent",
+        "--set-json", f"operator.extraArgs={json.dumps(extra_args)}",
+        "--wait", "--timeout", f"{timeout_s}s",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout_s + 30, check=False
+    )
+    if result.returncode != 0:
+        raise controlplane.ControlPlaneError(f"helm install of the chart failed: {result.stderr.strip()}")
+
+
+def start(
+    directory: pathlib.Path, *, tools: toolchain.Toolchain | None = None, operator_from_chart: bool = False
+) -> Stack:
+    """Start the control plane (agent nodes only), the agent, a data server and the operator:
+    as a process with the CRDs and ``deploy/rbac.yaml`` applied, or with ``operator_from_chart``
+    installed by the Helm chart and run as a pod by the agent."""
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     cp = controlplane.up(directory / "control-plane", fake_nodes=0, tools=tools or toolchain.build())
     try:
-        cp.kubectl("apply", "--server-side", "--field-manager=mlsteward-dev", "-f", str(REPO_ROOT / "crds"))
-        cp.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "app.kubernetes.io/part-of=mlsteward",
-        )
+        if not operator_from_chart:
+            cp.kubectl(
+                "apply", "--server-side", "--field-manager=mlsteward-dev", "-f", str(REPO_ROOT / "crds")
+            )
+            cp.kubectl(
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd",
+                "-l",
+                "app.kubernetes.io/part-of=mlsteward",
+            )
         agent = launcher.start_agent(cp, directory / "agent", nodes=1)
     except BaseException:
         controlplane.down(cp.directory)
         raise
-    operator = _start_operator(directory, cp)
+    if operator_from_chart:
+        try:
+            install_chart(cp, directory)
+        except BaseException:
+            agent.stop()
+            controlplane.down(cp.directory)
+            raise
+        operator = None
+    else:
+        operator = _start_operator(directory, cp)
     return Stack(
         directory=directory, cp=cp, agent=agent, operator=operator, data=DataServer(directory / "data")
     )

@@ -28,6 +28,9 @@ from mlsteward.operator.reconcilers import common, deployments, models, monitors
 
 _log = logging.getLogger("mlsteward.operator")
 _SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Where the ServiceAccount token and CA are mounted, when not at the usual place. The chart sets
+# it to the usual path, which the development node agent maps to its host directory.
+SA_DIR_ENV = "MLSTEWARD_SERVICE_ACCOUNT_DIR"
 
 
 def now_text() -> str:
@@ -35,15 +38,17 @@ def now_text() -> str:
 
 
 def credentials() -> kopf.ConnectionInfo:
-    """The pod's ServiceAccount when in a cluster, else the kubeconfig (``$KUBECONFIG``).
+    """The pod's ServiceAccount when in a cluster (token and CA in ``$MLSTEWARD_SERVICE_ACCOUNT_DIR``,
+    by default the usual mount path), else the kubeconfig (``$KUBECONFIG``).
 
     Read again at every (re)login, so a rotated token is picked up."""
     host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
-    if host and port and os.path.exists(f"{_SA_DIR}/token"):
-        with open(f"{_SA_DIR}/token", encoding="utf-8") as handle:
+    account = os.environ.get(SA_DIR_ENV) or _SA_DIR
+    if host and port and os.path.exists(f"{account}/token"):
+        with open(f"{account}/token", encoding="utf-8") as handle:
             token = handle.read().strip()
         server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-        return kopf.ConnectionInfo(server=server, ca_path=f"{_SA_DIR}/ca.crt", scheme="Bearer", token=token)
+        return kopf.ConnectionInfo(server=server, ca_path=f"{account}/ca.crt", scheme="Bearer", token=token)
     info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
     if info is None:
         raise kopf.LoginError("no in-cluster ServiceAccount and no kubeconfig ($KUBECONFIG) to log in with")
