@@ -98,9 +98,19 @@ def test_crds_monitoring_and_keep_follow_the_values(helm: Helm) -> None:
     rule = next(d for d in monitored if d["kind"] == "PrometheusRule")
     plain = yaml.safe_load((REPO_ROOT / "deploy" / "monitoring" / "prometheus-rules.yaml").read_text())
     assert rule["spec"] == plain
-    assert next(d for d in monitored if d["kind"] == "PodMonitor")["spec"]["selector"] == {
+    monitors = {d["metadata"]["name"]: d["spec"] for d in monitored if d["kind"] == "PodMonitor"}
+    assert monitors["mlsteward-serving"]["selector"] == {
         "matchLabels": {"app.kubernetes.io/name": "mlsteward-server"}
     }
+    operator_pod = next(d for d in monitored if d["kind"] == "Deployment")["spec"]["template"]
+    assert (
+        monitors["mlsteward-operator"]["selector"]["matchLabels"].items()
+        <= operator_pod["metadata"]["labels"].items()
+    )
+    assert monitors["mlsteward-operator"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert {"name": "metrics", "containerPort": 8080, "protocol": "TCP"} in operator_pod["spec"][
+        "containers"
+    ][0]["ports"]
     dashboard = next(
         d for d in default if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "mlsteward-dashboard"
     )
@@ -108,6 +118,36 @@ def test_crds_monitoring_and_keep_follow_the_values(helm: Helm) -> None:
     assert json.loads(dashboard["data"]["mlsteward.json"]) == json.loads(
         (REPO_ROOT / "deploy" / "monitoring" / "dashboard.json").read_text()
     )
+
+
+def _operator_container(documents: list[Json]) -> Json:
+    container: Json = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def test_the_artifact_store_mount_is_off_by_default_and_read_only_when_set(helm: Helm) -> None:
+    default = _operator_container(helm.template())
+    assert not any(a.startswith("--store-root") for a in default["args"])
+    assert [m["name"] for m in default["volumeMounts"]] == ["tmp"]
+
+    mounted = helm.template(
+        "--set", "operator.artifactStore.claimName=operator-store",
+        "--set", "operator.artifactStore.modelClaimName=mlsteward-artifacts",
+    )  # fmt: skip
+    container = _operator_container(mounted)
+    volumes = next(d for d in mounted if d["kind"] == "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert "--store-root=/var/lib/mlsteward/stores" in container["args"]
+    assert {
+        "name": "artifact-store",
+        "mountPath": "/var/lib/mlsteward/stores/mlsteward-artifacts",
+        "readOnly": True,
+    } in container["volumeMounts"]
+    assert {
+        "name": "artifact-store",
+        "persistentVolumeClaim": {"claimName": "operator-store", "readOnly": True},
+    } in volumes
 
 
 def test_the_rendered_prometheus_rule_passes_promtool(helm: Helm, tmp_path: pathlib.Path) -> None:
@@ -138,6 +178,7 @@ def test_the_installed_operator_runs_restricted_with_the_generated_rules(
     assert container["command"] == ["mlsteward", "operator"]
     assert "--image=mlsteward:0.1.0" in container["args"]
     assert not any(a.startswith("--namespaces") for a in container["args"])
+    assert {"--metrics-port=8080", "--metrics-host=$(POD_IP)"} <= set(container["args"])
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert pod["securityContext"]["runAsUser"] == 65532

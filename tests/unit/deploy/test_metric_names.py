@@ -3,16 +3,19 @@
 The names are read from the exposition the server's and the monitor's own code produces: the
 server's metrics on a fresh registry, the monitor's collector over a monitor fed with shifted
 traffic, delayed labels and a sensitive attribute, so that its conditional families (quality,
-fairness, drift verdicts) appear too, and the decision log's collector.
+fairness, drift verdicts) appear too, the decision log's collector, and a real scrape of the
+operator's metrics server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import re
 from typing import Any
 
+import aiohttp
 import numpy as np
 import prometheus_client
 import pytest
@@ -21,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlsteward.audit import locations
 from mlsteward.monitoring import batches, decisions, metrics, monitors, profiles, profiling, verdicts, windows
+from mlsteward.operator import metrics as operator_metrics
 from mlsteward.serving import metrics as serving_metrics
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -30,8 +34,11 @@ _SUFFIXES = ("_bucket", "_count", "_sum", "_created")
 
 
 def _exposed(registry: prometheus_client.CollectorRegistry) -> set[str]:
+    return _names(prometheus_client.generate_latest(registry).decode())
+
+
+def _names(text: str) -> set[str]:
     """Family and sample names as Prometheus stores them (counters with _total)."""
-    text = prometheus_client.generate_latest(registry).decode()
     names: set[str] = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
@@ -99,6 +106,37 @@ def _fed_monitor() -> monitors.Monitor:
     return monitor
 
 
+def _scraped_operator() -> str:
+    """The operator's metrics server, started in this process and scraped over HTTP, after a
+    failed training run, a rollback, a promotion and a reconcile were counted."""
+    counted = operator_metrics.OperatorMetrics()
+    model = {
+        "kind": "Model",
+        "metadata": {"namespace": "credit", "name": "risk"},
+        "status": {"versions": [{"version": 1, "phase": "Training"}]},
+    }
+    counted.count_status(model, {"versions": [{"version": 1, "phase": "Failed", "reason": "GateFailed"}]})
+    deployment = {"kind": "Deployment", "metadata": {"namespace": "credit", "name": "risk"}, "status": {}}
+    counted.count_status(deployment, {"rollout": {"version": 2, "phase": "RolledBack"}})
+    counted.count_status(deployment, {"rollout": {"version": 3, "phase": "Promoted"}})
+    counted.observe_reconcile("Model", 0.01)
+
+    async def scrape() -> str:
+        runner = await operator_metrics.serve(counted, "127.0.0.1", 0)
+        assert runner is not None, "the operator's metrics server did not start"
+        try:
+            (port,) = operator_metrics.bound_ports(runner)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/metrics") as response,
+            ):
+                return await response.text()
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(scrape())
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     server = prometheus_client.CollectorRegistry()
@@ -112,7 +150,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         clock=lambda: 1.0,
     )
     monitor.register(decisions.DecisionLogCollector(log))
-    return _exposed(server) | _exposed(monitor)
+    return _exposed(server) | _exposed(monitor) | _names(_scraped_operator())
 
 
 def _rule_names() -> set[str]:
@@ -150,6 +188,11 @@ def test_the_fed_monitor_exposes_its_conditional_families(exported: set[str]) ->
         "mlsteward_monitor_demographic_parity_difference",
         "mlsteward_serving_request_duration_seconds",
         "mlsteward_audit_decisions_dropped_total",
+        "mlsteward_operator_training_runs_total",
+        "mlsteward_rollout_rollbacks_total",
+        "mlsteward_rollout_promotions_total",
+        "mlsteward_operator_reconcile_duration_seconds_bucket",
+        "mlsteward_operator_queue_depth",
     } <= exported
 
 
