@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import pathlib
+import socket
+import urllib.request
 from collections.abc import Callable
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from mlsteward.store import artifacts
 from tests.cluster.operator.conftest import Kit, OperatorProcess
@@ -79,6 +83,26 @@ def versions(kit: Kit, name: str) -> list[Json]:
 
 def version(kit: Kit, name: str, number: int, phase: str) -> Json | None:
     return next((v for v in versions(kit, name) if v["version"] == number and v["phase"] == phase), None)
+
+
+def metrics_flags() -> tuple[list[str], int]:
+    """Flags that start the operator's metrics server on a free port of 127.0.0.1, and the port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return ["--metrics-port", str(port), "--metrics-host", "127.0.0.1"], port
+
+
+def training_runs(port: int) -> dict[tuple[str, str], float]:
+    """The operator's training-run counters for the Model credit, scraped: (outcome, reason) -> count."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.labels["outcome"], sample.labels["reason"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "mlsteward_operator_training_runs_total" and sample.labels["model"] == "credit"
+    }
 
 
 def condition(kit: Kit, name: str, type_: str) -> Json:
@@ -176,7 +200,8 @@ def test_a_job_that_completes_without_an_outcome_is_a_failed_version_with_a_clea
 def test_a_failed_version_surfaces_its_reason_and_the_previous_champion_stays(
     kit: Kit, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    start_operator()
+    flags, port = metrics_flags()
+    start_operator(*flags)
     kit.apply(model("credit"))
     kit.finish_training("credit-v1", outcome())
     kit.wait_for("version 1", lambda: version(kit, "credit", 1, "Succeeded"))
@@ -193,6 +218,8 @@ def test_a_failed_version_surfaces_its_reason_and_the_previous_champion_stays(
     assert condition(kit, "credit", "Ready")["status"] == "True"
     assert kit.model_status("credit")["aliases"] == {"champion": 1}
     assert kit.model_status("credit")["observedGeneration"] == 2
+    # Counted once each, by the pass that wrote the transition, however often it reconciled.
+    assert training_runs(port) == {("succeeded", ""): 1.0, ("failed", "PolicyViolation"): 1.0}
 
 
 def test_a_gate_failure_keeps_the_artifact_for_audit_but_never_becomes_champion(
@@ -214,7 +241,8 @@ def test_a_retrain_annotation_starts_a_new_version_and_a_pinned_identical_spec_r
     ref = artifacts.write_artifact(
         store_root / "mlsteward-artifacts", {"model.onnx": b"onnx", "lineage.json": b"{}"}
     )
-    start_operator("--store-root", str(store_root))
+    flags, port = metrics_flags()
+    start_operator("--store-root", str(store_root), *flags)
     pinned = model("credit")
     pinned["spec"]["dataset"]["sha256"] = DIGEST_DATA
     kit.apply(pinned)
@@ -227,6 +255,7 @@ def test_a_retrain_annotation_starts_a_new_version_and_a_pinned_identical_spec_r
     assert v2["cached"] is True and v2["artifact"]["digest"] == ref.digest and v2["retrainToken"] == "first"
     assert kit.get("jobs", "credit-v2") is None, "a cache hit must not run a Job"
     kit.wait_for("the CacheHit Event", lambda: any(e["reason"] == "CacheHit" for e in kit.events("credit")))
+    assert training_runs(port) == {("succeeded", ""): 1.0, ("cached", ""): 1.0}
     # An artifact that no longer verifies is never reused: the next re-run trains.
     store = store_root / "mlsteward-artifacts"
     (artifacts.artifact_dir(store, ref.digest) / "model.onnx").write_bytes(b"tampered")
