@@ -27,6 +27,14 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _WANTED = {REQUESTS, SHADOW_ROWS, LATENCY_BUCKETS}
 Counters = dict[str, Any]
+_TOTALS = (
+    "stableRequests",
+    "stableErrors",
+    "canaryRequests",
+    "canaryErrors",
+    "shadowAgree",
+    "shadowDisagree",
+)
 
 
 def parse_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -79,6 +87,11 @@ def counters(pages: Iterable[str], *, stable: int, canary: int) -> Counters:
     return result
 
 
+def went_back(before: Counters, after: Counters) -> bool:
+    """True when any counter is lower than at the step's start: a serving pod restarted or left."""
+    return any(float(after.get(key, 0.0)) < float(before.get(key, 0.0)) for key in _TOTALS)
+
+
 def p99(before: dict[str, float], after: dict[str, float]) -> float | None:
     """The 99th percentile (a bucket's upper bound) of the observations between two snapshots."""
     buckets = sorted(((float(le), after[le] - before.get(le, 0.0)) for le in after), key=lambda b: b[0])
@@ -108,17 +121,7 @@ def judge(
     disagreement ``maxDisagreement``. Inconclusive when it answered fewer than ``minRequests``
     (a pod restarted and counters went back: also inconclusive). Otherwise Passed.
     """
-    delta = {
-        key: float(after.get(key, 0.0)) - float(before.get(key, 0.0))
-        for key in (
-            "stableRequests",
-            "stableErrors",
-            "canaryRequests",
-            "canaryErrors",
-            "shadowAgree",
-            "shadowDisagree",
-        )
-    }
+    delta = {key: float(after.get(key, 0.0)) - float(before.get(key, 0.0)) for key in _TOTALS}
     result: dict[str, Any] = {"at": now, "step": step}
     if any(value < 0 for value in delta.values()):
         return {

@@ -302,6 +302,8 @@ def advance(
                 )
             )
         elif verdict["verdict"] == "Inconclusive":
+            if counters is not None and baseline is not None and analysis.went_back(baseline, counters):
+                current["baseline"] = counters  # measure the restarted pods from now on
             if current["phase"] != "Inconclusive":
                 out.notes.append(
                     Note(Reason.ANALYSIS_INCONCLUSIVE, f"step {number} paused: {verdict['message']}")

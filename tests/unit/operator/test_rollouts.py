@@ -348,3 +348,13 @@ def test_an_altered_history_is_reported_when_the_next_record_is_appended() -> No
     killed = _deployment_plan(spec, tampered, annotations={"mlsteward.io/rollback": "now"})
     warning = next(e for e in killed.events if e.reason == "HistoryBroken")
     assert warning.type == "Warning" and "history[0]" in warning.message
+
+
+def test_a_restarted_pod_makes_the_step_inconclusive_once_and_is_measured_afresh() -> None:
+    canary = {"trafficPercent": 100, "analysis": {"interval": "10s", "minRequests": 10}}
+    out = _advance(None, [_page(500, 500)], T0, canary=canary)
+    out = _advance(out.rollout, [_page(5, 5)], _at(10), canary=canary)  # counters went back
+    assert out.rollout is not None and out.rollout["phase"] == "Inconclusive"
+    assert "restarted" in out.rollout["lastAnalysis"]["message"]
+    out = _advance(out.rollout, [_page(100, 100)], _at(20), canary=canary)
+    assert out.rollout is not None and out.rollout["phase"] == "Promoted"
