@@ -358,3 +358,17 @@ def test_a_restarted_pod_makes_the_step_inconclusive_once_and_is_measured_afresh
     assert "restarted" in out.rollout["lastAnalysis"]["message"]
     out = _advance(out.rollout, [_page(100, 100)], _at(20), canary=canary)
     assert out.rollout is not None and out.rollout["phase"] == "Promoted"
+
+
+def test_the_kill_switch_restores_a_named_version_after_a_promotion() -> None:
+    spec = {"modelRef": {"name": "m"}, "canary": {"trafficPercent": 10, "steps": [100]}}
+    served = history.append([], version=2, digest="2" * 64, at=T0, action="promoted", reason="")
+    promoted = {"version": 2, "digest": "2" * 64, "stableVersion": 2, "phase": "Promoted"}
+    status = {"activeVersion": 2, "rollout": promoted, "history": served}
+    annotations = {"mlsteward.io/rollback": "t", "mlsteward.io/rollback-version": "1"}
+    killed = _deployment_plan(spec, status, annotations=annotations)
+    assert _routing_of(killed)["champion"]["version"] == "1" and killed.status["activeVersion"] == 1
+    assert (
+        killed.status["rollout"]["stableVersion"] == 1
+        and killed.status["history"][-1]["action"] == "killSwitch"
+    )
