@@ -9,8 +9,13 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlsteward.operator import metrics
+from mlsteward.api import deployment as api_deployment
+from mlsteward.operator import metrics, rollouts
+from mlsteward.operator.builders import serving
 from mlsteward.operator.queue import WorkQueue
+
+STABLE = serving.Target(1, "1" * 64)
+CANDIDATE = serving.Target(2, "2" * 64)
 
 
 def _model(versions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -201,3 +206,74 @@ def test_the_work_queue_reports_each_reconcile_time_and_its_depth() -> None:
     assert asyncio.run(run()) == 2
     assert sorted(kind for kind, _ in seen) == ["Deployment", "Model"]
     assert all(seconds >= 0 for _, seconds in seen)
+
+
+def _page(stable_ok: int, canary_ok: int, canary_5xx: int = 0) -> str:
+    return "\n".join(
+        [
+            "# TYPE mlsteward_serving_requests_total counter",
+            f'mlsteward_serving_requests_total{{code="200",model="m",version="1"}} {stable_ok}',
+            f'mlsteward_serving_requests_total{{code="200",model="m",version="2"}} {canary_ok}',
+            f'mlsteward_serving_requests_total{{code="500",model="m",version="2"}} {canary_5xx}',
+        ]
+    )
+
+
+def _passes(pages: list[list[str] | None], **kw: Any) -> list[dict[str, Any] | None]:
+    """The rollout after each pass of the real state machine, one pass every 10 seconds."""
+    canary = api_deployment.Canary.model_validate(
+        {"trafficPercent": 10, "steps": [50, 100], "analysis": {"interval": "10s", "minRequests": 10}}
+    )
+    rollout: dict[str, Any] | None = None
+    stable, result = STABLE, []
+    for n, page in enumerate(pages):
+        kill = kw.get("kill") if n == kw.get("kill_at") else None
+        out = rollouts.advance(
+            deployment="risk",
+            rollout=rollout,
+            stable=stable,
+            candidate=CANDIDATE,
+            canary=canary,
+            approval_required=False,
+            approvals=[],
+            requested_by=None,
+            kill=kill,
+            kill_target=STABLE if kill else None,
+            served=[],
+            pages=page,
+            now=f"2026-11-23T10:00:{10 * n:02d}Z",
+        )
+        rollout, stable = out.rollout, out.stable
+        result.append(rollout)
+    return result
+
+
+def _count(rollouts_seen: list[dict[str, Any] | None]) -> metrics.OperatorMetrics:
+    counted = metrics.OperatorMetrics()
+    before: dict[str, Any] | None = None
+    for after in rollouts_seen:
+        counted.count_status(_deployment(before), {"rollout": after})
+        before = after
+    return counted
+
+
+def test_the_real_rollout_state_machine_counts_one_promotion_then_one_kill_switch() -> None:
+    served = [[_page(100 * n, 100 * n)] for n in range(6)]
+    seen = _passes([*served, None, None], kill=("t1", None), kill_at=6)
+
+    counted = _count(seen)
+
+    assert [r["phase"] for r in seen if r] == ["Progressing"] * 3 + ["Promoted"] * 3 + ["KillSwitch"] * 2
+    where = (("namespace", "credit"), ("deployment", "risk"))
+    assert counted.promotions == {where: 1.0}
+    assert counted.rollbacks == {(*where, ("reason", "KillSwitch")): 1.0}
+
+
+def test_the_real_rollout_state_machine_counts_one_rollback_of_a_failing_canary() -> None:
+    seen = _passes([[_page(0, 0)]] + [[_page(100 * n, 10 * n, 90 * n)] for n in range(1, 5)])
+
+    counted = _count(seen)
+
+    assert [r["phase"] for r in seen if r] == ["Progressing"] + ["RolledBack"] * 4
+    where = (("namespace", "credit"), ("deployment", "risk"))
+    assert counted.rollbacks == {(*where, ("reason", "RolledBack")): 1.0} and counted.promotions == {}
