@@ -1,14 +1,17 @@
 """``make demo``: the model's life on a local stack, narrated step by step.
 
-Starts the control plane with the local node agent and the operator, serves synthetic credit
+Starts the control plane with the local node agent, installs the Helm chart (the operator
+runs as a pod through the agent), serves synthetic credit
 data over HTTP, applies ``examples/``, then shows training and its gates, the model card,
-serving, normal then drifted traffic, and the drift the monitor finds. It keeps running
-until Ctrl-C and then stops everything it started.
+serving, normal then drifted traffic, the drift the monitor finds, the retrain it asks for,
+the challenger gates, the canary steps with their analysis and the promotion. It keeps
+running until Ctrl-C and then stops everything it started.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 import signal
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pandas as pd
 import yaml
 
 from mlsteward.dev import stack, traffic
@@ -27,6 +31,10 @@ NAMESPACE = "credit"
 MODEL = "credit-risk"
 REFUSED_MODEL = "credit-risk-four-fifths"
 EXAMPLES = stack.REPO_ROOT / "examples"
+# The example's canary analyses each step for a minute; the demo shortens that to keep the
+# story short (the steps and limits stay as in the example).
+DEMO_INTERVAL = "5s"
+DEMO_MIN_REQUESTS = 5
 Json = dict[str, Any]
 
 
@@ -83,7 +91,41 @@ def _apply_examples(st: stack.Stack, url: str) -> None:
         if manifest["kind"] == "Model":
             # The examples read from the store's volume; here the same data comes over HTTP.
             manifest["spec"]["dataset"]["uri"] = url
+        if manifest["kind"] == "Deployment" and manifest["spec"].get("canary"):
+            analysis = manifest["spec"]["canary"].setdefault("analysis", {})
+            analysis.update(interval=DEMO_INTERVAL, minRequests=DEMO_MIN_REQUESTS)
         st.cp.kubectl("apply", "-n", NAMESPACE, "-f", "-", input_text=yaml.safe_dump(manifest))
+
+
+def _status(st: stack.Stack, resource: str) -> Json:
+    found: Json = _get(st, resource, MODEL).get("status") or {}
+    return found
+
+
+def _version(st: stack.Stack, number: int) -> Json | None:
+    return next((v for v in _status(st, "models").get("versions") or [] if v["version"] == number), None)
+
+
+def _rollout_line(st: stack.Stack) -> str:
+    rollout = _status(st, "deployments.mlsteward.io").get("rollout") or {}
+    return (
+        f"{rollout.get('phase', 'waiting')} step {rollout.get('step', 0)}/{rollout.get('steps', 0)}, "
+        f"{rollout.get('trafficPercent', 0)}% to the canary"
+    )
+
+
+def _replace(frame: pd.DataFrame, path: pathlib.Path) -> None:
+    """Write ``frame`` over ``path`` in one rename, so a reader never sees half a file."""
+    from mlsteward.training import datasets
+
+    partial = path.with_name(f".{path.name}.partial{path.suffix}")
+    datasets.write(frame, partial)
+    os.replace(partial, path)
+
+
+def _infer_url(st: stack.Stack) -> str | None:
+    ip = _serving_ip(st)
+    return f"http://{ip}:8080/v2/models/{MODEL}/infer" if ip else None
 
 
 def _serving_ip(st: stack.Stack) -> str | None:
@@ -110,22 +152,24 @@ def _serving_ip(st: stack.Stack) -> str | None:
 def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = False) -> int:
     from mlsteward.training import datasets
 
-    narrator = Narrator(steps=6)
-    narrator.begin("A local Kubernetes control plane, a local node agent and the mlsteward operator")
+    narrator = Narrator(steps=8)
+    narrator.begin("A local Kubernetes control plane, a local node agent and the mlsteward chart")
     shutil.rmtree(directory, ignore_errors=True)
-    st = stack.start(directory)
+    st = stack.start(directory, operator_from_chart=True)
     stop = {"now": False}
+    live: traffic.Background | None = None
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
         narrator.say(f"API server {st.cp.server}; pods run as local processes on 127.80.x.y pod IPs")
         narrator.say(
-            f"operator runs under ServiceAccount {stack.OPERATOR_NAMESPACE}/{stack.OPERATOR_ACCOUNT}"
+            f"Helm chart charts/mlsteward installed: CRDs, RBAC, admission policies, and the operator pod"
+            f" (run by the agent) under ServiceAccount {stack.OPERATOR_NAMESPACE}/{stack.OPERATOR_ACCOUNT}"
         )
 
         narrator.begin("Training data and the Models")
         normal, shifted = st.data.directory / "credit.parquet", st.data.directory / "credit-shifted.parquet"
         datasets.write(datasets.generate(rows, seed=0), normal)
-        datasets.write(datasets.generate(rows // 4, seed=1, shift=True), shifted)
+        datasets.write(datasets.generate(rows, seed=1, shift=True), shifted)
         narrator.say(f"{rows:,} synthetic loan applications with sex, age, race and marital status, and a")
         narrator.say("planted historical bias, served at " + st.data.url("credit.parquet"))
         stack.create_namespace(st.cp, NAMESPACE, directory / "store")
@@ -180,7 +224,6 @@ def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = F
             lambda: f"Deployment {_phase(st, 'deployments.mlsteward.io', MODEL)}",
         )
         infer_url = f"http://{ip}:8080/v2/models/{MODEL}/infer"
-        import pandas as pd
 
         frame = pd.read_parquet(normal)
         numeric = [
@@ -212,13 +255,20 @@ def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = F
             lambda: f"Monitor {_phase(st, 'monitors', MODEL)}",
         )
         narrator.say("monitor: no drift")
-        sent = traffic.send(infer_url, pd.read_parquet(shifted), numeric, categorical, ["sex"])
-        narrator.say(f"{sent:,} applications from a poorer, more indebted population scored")
+        # The population changes, and the team appends the recent applications to the training
+        # data behind the same URI, so a retrain learns from both populations.
+        drifted = pd.read_parquet(shifted)
+        _replace(pd.concat([frame, drifted], ignore_index=True), normal)
+        live = traffic.Background(lambda: _infer_url(st), drifted, numeric, categorical, ["sex"]).start()
+        narrator.say("live traffic now comes from a poorer, more indebted population (a background sender)")
+        narrator.say(
+            f"and {len(drifted):,} recent applications are appended to {st.data.url('credit.parquet')}"
+        )
         narrator.wait(
             "drift",
             lambda: _condition(_get(st, "monitors", MODEL), "Drifting").get("status") == "True",
             180,
-            lambda: f"Monitor {_phase(st, 'monitors', MODEL)}",
+            lambda: f"Monitor {_phase(st, 'monitors', MODEL)}; {sum(live.versions.values())} requests",
         )
         features = _get(st, "monitors", MODEL)["status"]["features"]
         for feature in features[:6]:
@@ -228,19 +278,55 @@ def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = F
                 f"(threshold {feature['threshold']})"
             )
 
+        narrator.begin("Retraining on sustained drift, then the challenger gates")
+        narrator.wait(
+            "the Monitor's retrain request",
+            lambda: _version(st, 2),
+            300,
+            lambda: (
+                f"Monitor breaching evaluations: {_status(st, 'monitors').get('breachingEvaluations', 0)}"
+            ),
+        )
+        token = _get(st, "models", MODEL)["metadata"]["annotations"].get("mlsteward.io/retrain", "")
+        narrator.say(f"the Monitor asked for version 2 (mlsteward.io/retrain={token})")
+        narrator.wait(
+            "version 2 training",
+            lambda: (_version(st, 2) or {}).get("phase") in {"Succeeded", "Failed"},
+            600,
+            lambda: f"{MODEL} v2: {(_version(st, 2) or {}).get('phase')}",
+        )
+        v2 = _version(st, 2) or {}
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(v2.get("metrics", {}).items()))
+        narrator.say(f"v2 ({v2.get('phase')}): {metrics}")
+        challenge = v2.get("challenge") or {}
+        narrator.say(
+            f"challenger gates vs v{challenge.get('champion')}: "
+            f"{'passed' if challenge.get('passed') else 'FAILED'}: {(challenge.get('message') or '')[:160]}"
+        )
+
+        narrator.begin(f"Canary of v2 under live traffic (analysis every {DEMO_INTERVAL} for the demo)")
+        if v2.get("gates", {}).get("promotable") and challenge.get("passed"):
+            _canary(st, narrator, live)
+        else:
+            narrator.say(
+                f"no canary: v2 is not a challenger ({v2.get('reason')}: {v2.get('message', '')[:120]})"
+            )
+
         narrator.begin("Look around")
+        ip = narrator.wait("the serving pod", lambda: _serving_ip(st), 120, lambda: "")
         print(
             f"""
       export KUBECONFIG={st.cp.kubeconfig}
-      export PATH={st.cp.toolchain.kubernetes_dir}:$PATH
+      export PATH={st.cp.toolchain.kubernetes_dir}:{pathlib.Path(sys.executable).parent}:$PATH
       kubectl get mlsteward -n {NAMESPACE}
-      kubectl describe monitors.mlsteward.io {MODEL} -n {NAMESPACE}
+      kubectl describe deployments.mlsteward.io {MODEL} -n {NAMESPACE}
+      mlsteward history {MODEL} -n {NAMESPACE}
+      mlsteward rollback {MODEL} -n {NAMESPACE}      # the kill switch
       drift report:  http://{ip}:8082/report
       metrics:       http://{ip}:8080/metrics  and  http://{ip}:8082/metrics
-      logs:          {directory}/operator.log, {directory}/agent/logs/
+      logs:          {st.operator_log}, {directory}/agent/logs/
 
-      Not yet in this demo: retraining on drift, challenger gates, canary and promotion.
-      ready in {time.monotonic() - narrator.started:.0f} s""",
+      story told in {time.monotonic() - narrator.started:.0f} s; live traffic keeps flowing""",
             flush=True,
         )
         if exit_when_done:
@@ -252,8 +338,48 @@ def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = F
         pass
     finally:
         print("\nstopping everything the demo started ...", flush=True)
+        if live is not None:
+            live.stop()
         st.stop()
     return 0
+
+
+def _canary(st: stack.Stack, narrator: Narrator, live: traffic.Background) -> None:
+    """Follow the rollout step by step, printing each analysis, until promotion or rollback."""
+    seen: set[str] = set()
+
+    def rollout_news() -> bool:
+        rollout = _status(st, "deployments.mlsteward.io").get("rollout") or {}
+        analysis = rollout.get("lastAnalysis") or {}
+        line = (
+            f"step {analysis.get('step')}: {analysis.get('verdict')}: {analysis.get('message', '')[:140]}"
+            if analysis
+            else ""
+        )
+        if analysis and line not in seen:
+            seen.add(line)
+            if narrator.live:
+                print("\r" + " " * 100 + "\r", end="")
+            narrator.say(line)
+        return rollout.get("version") == 2 and rollout.get("phase") in {"Promoted", "RolledBack"}
+
+    narrator.wait(
+        "the rollout",
+        rollout_news,
+        300,
+        lambda: _rollout_line(st),
+    )
+    status = _status(st, "deployments.mlsteward.io")
+    narrator.say(f"rollout {status['rollout']['phase']}: v{status.get('activeVersion')} serves all traffic")
+    narrator.wait(
+        "answers from the new version",
+        lambda: live.last_version == str(status.get("activeVersion")),
+        60,
+        lambda: f"last answer from v{live.last_version}",
+    )
+    narrator.say(f"answers by version so far: {dict(sorted(live.versions.items()))}")
+    for record in status.get("history", []):
+        narrator.say(f"history: {record['at']} {record['action']:<10} v{record['version']}")
 
 
 _USES_SEX = """
