@@ -277,7 +277,11 @@ def test_a_challenger_worse_than_the_champion_beyond_the_margin_is_rejected() ->
 
 
 def _deployment_plan(
-    spec: Json, status: Json, annotations: Json | None = None, pages: list[str] | None = None
+    spec: Json,
+    status: Json,
+    annotations: Json | None = None,
+    pages: list[str] | None = None,
+    monitor_requires_approval: bool = False,
 ) -> Any:
     def version(number: int) -> Json:
         return {
@@ -317,6 +321,7 @@ def _deployment_plan(
         settings=settings_module.Settings(),
         now=T0,
         pages=pages,
+        monitor_requires_approval=monitor_requires_approval,
     )
 
 
@@ -372,3 +377,9 @@ def test_the_kill_switch_restores_a_named_version_after_a_promotion() -> None:
         killed.status["rollout"]["stableVersion"] == 1
         and killed.status["history"][-1]["action"] == "killSwitch"
     )
+
+
+def test_a_monitor_that_requires_approval_holds_the_rollout_like_the_deployment_would() -> None:
+    spec = {"modelRef": {"name": "m"}, "canary": {"trafficPercent": 10}}
+    held = _deployment_plan(spec, {}, pages=[_page(0, 0)], monitor_requires_approval=True)
+    assert held.status["rollout"]["phase"] == "WaitingForApproval" and _routing_of(held)["challenger"] is None
