@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -219,7 +220,7 @@ def _page(stable_ok: int, canary_ok: int, canary_5xx: int = 0) -> str:
     )
 
 
-def _passes(pages: list[list[str] | None], **kw: Any) -> list[dict[str, Any] | None]:
+def _passes(pages: Sequence[list[str] | None], **kw: Any) -> list[dict[str, Any] | None]:
     """The rollout after each pass of the real state machine, one pass every 10 seconds."""
     canary = api_deployment.Canary.model_validate(
         {"trafficPercent": 10, "steps": [50, 100], "analysis": {"interval": "10s", "minRequests": 10}}
