@@ -1,9 +1,10 @@
 """A whole local mlsteward stack for the demo and the end-to-end tests.
 
-The real control plane with a local node agent (pods really run, on loopback pod IPs), the
-CRDs, the operator as a process authenticated by its own ServiceAccount token under the
-least-privilege RBAC in ``deploy/rbac.yaml``, a namespace enforcing Pod Security
-``restricted`` with the artifact-store claim bound to a host directory, and an HTTP server on
+The real control plane with a local node agent (pods really run, on loopback pod IPs); the
+operator either installed by the Helm chart (CRDs, RBAC, admission policies, the operator pod
+run by the agent, logged in with its ServiceAccount token) or as a process with the CRDs and
+the least-privilege RBAC in ``deploy/rbac.yaml``; namespaces enforcing Pod Security
+``restricted`` with the artifact-store claim bound to a host directory; and an HTTP server on
 127.0.0.1 for datasets. Development and tests only.
 """
 

@@ -1,4 +1,5 @@
-"""The whole stack for real: control plane, local node agent, operator, trainer, server, monitor.
+"""The whole stack for real: control plane, local node agent, the chart's operator pod, trainer,
+server, monitor.
 
 One stack per session. If any part cannot start, the tests fail and say why; they never skip.
 """
@@ -18,12 +19,13 @@ from mlsteward.dev.agent import launcher
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
     directory = tmp_path_factory.mktemp("stack")
     try:
-        running = stack.start(directory, tools=toolchain.build())
+        # The operator as shipped: installed by the Helm chart, its pod run by the agent.
+        running = stack.start(directory, tools=toolchain.build(), operator_from_chart=True)
     except (toolchain.BuildError, controlplane.ControlPlaneError, launcher.AgentError) as error:
         pytest.fail(f"the local stack could not start: {error}", pytrace=False)
     yield running
     running.stop()
-    print(f"\nstack logs kept in {directory} (operator.log, agent/agent.log, agent/logs/)")
+    print(f"\nstack logs kept in {directory} (agent/agent.log, agent/logs/ with the operator pod's)")
 
 
 @pytest.fixture(scope="session")
