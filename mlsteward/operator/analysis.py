@@ -7,8 +7,8 @@ judging only, no I/O and no clock.
 Inputs (names from mlsteward/serving/metrics.py):
 ``mlsteward_serving_requests_total{model,version,code}`` for error rates,
 ``mlsteward_serving_shadow_rows_total{outcome}`` for shadow agreement, and
-``mlsteward_serving_request_duration_seconds_bucket{...,le}`` for p99 latency, compared only
-when it carries a ``version`` label (otherwise latency cannot be told apart per version).
+``mlsteward_serving_request_duration_seconds_bucket{model,version,le}`` for p99 latency per
+version (skipped, and said so, when a step observed no latency for one of the two versions).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def judge(
 
     Failed when the canary's error rate exceeds the stable version's by more than
     ``maxErrorRateIncrease``, its p99 latency the stable one's by more than
-    ``maxLatencyP99IncreasePercent`` (when measured per version), or, in a shadow step, its
+    ``maxLatencyP99IncreasePercent`` (when both were observed in the step), or, in a shadow step, its
     disagreement ``maxDisagreement``. Inconclusive when it answered fewer than ``minRequests``
     (a pod restarted and counters went back: also inconclusive). Otherwise Passed.
     """
@@ -179,6 +179,6 @@ def judge(
                 f"{limits.max_latency_p99_increase_percent}"
             )
     else:
-        parts.append("p99 not compared (latency is not labelled by version)")
+        parts.append("p99 not compared (no version-labelled latency for both versions in this step)")
     message = "; ".join(parts + failures)
     return {**result, "verdict": "Failed" if failures else "Passed", "message": message[:4096]}

@@ -49,8 +49,9 @@ class ServingMetrics:
         )
         self.latency = Histogram(
             "mlsteward_serving_request_duration_seconds",
-            "Time from a complete request body to the response, for inference requests.",
-            ["model"],
+            "Time from a complete request body to the response, for inference requests, by model and "
+            "version that answered (empty when none did).",
+            ["model", "version"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -105,23 +106,23 @@ class ServingMetrics:
             ["outcome"],
             registry=registry,
         )
-        self._requests: dict[tuple[str, str, int], Counter] = {}
-        self._latency: dict[str, Histogram] = {}
+        # one cached pair of children per (model, version, code): a request costs one dict lookup
+        self._requests: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._batches: dict[tuple[str, str], Histogram] = {}
 
     def request(self, model: str, version: str, code: int, seconds: float | None) -> None:
         key = (model, version, code)
-        child = self._requests.get(key)
-        if child is None:
+        children = self._requests.get(key)
+        if children is None:
             if len(self._requests) > 1000:  # unknown model names come from clients: bound the label set
                 key = ("(other)", "", code)
-            child = self._requests[key] = self.requests.labels(key[0], key[1], str(code))
-        child.inc()
+            children = self._requests[key] = (
+                self.requests.labels(key[0], key[1], str(code)),
+                self.latency.labels(key[0], key[1]),
+            )
+        children[0].inc()
         if seconds is not None:
-            histogram = self._latency.get(model)
-            if histogram is None:
-                histogram = self._latency[model] = self.latency.labels(model)
-            histogram.observe(seconds)
+            children[1].observe(seconds)
 
     def batch_observer(self, model: str, version: str) -> Histogram:
         key = (model, version)

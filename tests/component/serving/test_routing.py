@@ -38,6 +38,10 @@ def test_the_challenger_gets_exactly_its_share_of_requests_without_ids(
     server: Server = start_server(document)
     assert _versions(server, 200) == {"1": 150, "2": 50}
     assert server.metric("mlsteward_serving_requests_total", model="credit", version="2", code="200") == 50
+    # latency per version too: the canary analysis compares the two versions' p99
+    duration = "mlsteward_serving_request_duration_seconds_count"
+    assert server.metric(duration, model="credit", version="2") == 50
+    assert server.metric(duration, model="credit", version="1") == 150
 
 
 def test_a_request_id_always_reaches_the_same_version(start_server: Any, store: Store) -> None:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from mlsteward.api import deployment as api_deployment
 from mlsteward.api import model as api_model
@@ -15,6 +16,7 @@ from mlsteward.operator import analysis, challenges, history, retraining, rollou
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import serving
 from mlsteward.operator.reconcilers import deployments
+from mlsteward.serving.metrics import ServingMetrics
 
 Json = dict[str, Any]
 STABLE = serving.Target(1, "1" * 64)
@@ -129,6 +131,31 @@ def test_p99_latency_is_compared_when_labelled_by_version() -> None:
         {}, analysis.counters([page], stable=1, canary=2), limits, mode="split", step=1, now=T0
     )
     assert verdict["verdict"] == "Failed" and verdict["canaryLatencyP99Seconds"] == 0.1
+
+
+def test_p99_latency_is_compared_on_the_real_servers_exposition() -> None:
+    # the serving pods' own metrics object and text format, not a hand-written page
+    registry = CollectorRegistry()
+    metrics = ServingMetrics(registry)
+    limits = api_deployment.CanaryAnalysis(min_requests=50, max_latency_p99_increase_percent=50)
+    before = analysis.counters([generate_latest(registry).decode()], stable=1, canary=2)
+    for _ in range(100):
+        metrics.request("credit", "1", 200, 0.002)
+        metrics.request("credit", "2", 200, 0.002)
+    metrics.request("credit", "", 404, 0.0001)  # no version answered: counted for neither
+    same = analysis.counters([generate_latest(registry).decode()], stable=1, canary=2)
+    verdict = analysis.judge(before, same, limits, mode="split", step=1, now=T0)
+    assert verdict["verdict"] == "Passed", verdict
+    assert verdict["canaryLatencyP99Seconds"] == verdict["stableLatencyP99Seconds"] == 0.002
+    assert "p99 canary 0.0020s vs stable 0.0020s" in verdict["message"]
+    for _ in range(100):
+        metrics.request("credit", "1", 200, 0.002)
+        metrics.request("credit", "2", 200, 0.04)
+    slower = analysis.counters([generate_latest(registry).decode()], stable=1, canary=2)
+    verdict = analysis.judge(same, slower, limits, mode="split", step=2, now=T0)
+    assert verdict["verdict"] == "Failed", verdict
+    assert (verdict["canaryLatencyP99Seconds"], verdict["stableLatencyP99Seconds"]) == (0.05, 0.002)
+    assert "exceeds maxLatencyP99IncreasePercent=50" in verdict["message"]
 
 
 def _advance(rollout: Json | None, pages: list[str] | None, now: str, **kw: Any) -> rollouts.Outcome:
