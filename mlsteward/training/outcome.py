@@ -25,10 +25,13 @@ def build(
     spec_hash: str | None = None,
     metrics: dict[str, float] | None = None,
     gates: dict[str, Any] | None = None,
+    champion_metrics: dict[str, float] | None = None,
+    champion_comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The outcome document; ``champion_*`` only when the run scored a champion (--champion-artifact)."""
     if len(message) > _MESSAGE_LIMIT:
         message = message[: _MESSAGE_LIMIT - 3] + "..."
-    return {
+    document: dict[str, Any] = {
         "outcome": "succeeded" if artifact is not None else "failed",
         "reason": reason,
         "message": message,
@@ -38,6 +41,14 @@ def build(
         "metrics": {k: v for k, v in (metrics or {}).items() if not math.isnan(v)},
         "gates": gates,
     }
+    if champion_comparison is not None:
+        document["champion_comparison"] = champion_comparison
+        document["champion_metrics"] = (
+            None
+            if champion_metrics is None
+            else {k: v for k, v in champion_metrics.items() if not math.isnan(v)}
+        )
+    return document
 
 
 def encode(document: dict[str, Any]) -> bytes:
@@ -45,6 +56,10 @@ def encode(document: dict[str, Any]) -> bytes:
     if len(data) >= MAX_TERMINATION_BYTES:
         # Never exceed the kubelet's limit: keep the decision, shorten the words.
         slim = {**document, "message": document["message"][:200], "metrics": {}}
+        if document.get("champion_comparison") is not None:
+            slim["champion_metrics"] = None
+            slim["champion_comparison"] = {**document["champion_comparison"], "same_holdout": False}
+            slim["champion_comparison"]["reason"] = "figures dropped: the outcome exceeded 4 KiB"
         data = orjson.dumps(slim, option=orjson.OPT_SORT_KEYS)
     return data
 

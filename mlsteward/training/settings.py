@@ -55,6 +55,10 @@ class TrainSettings:
     reuse_artifact: str | None = None
     """Digest of an earlier artifact to reuse instead of training when it is still in the store
     and was trained from the same spec and pinned dataset (``mlsteward.training.reuse``)."""
+    champion_artifact: str | None = None
+    """The champion's store or artifact URI, scored on this holdout (``mlsteward.training.champion``)."""
+    champion_digest: str | None = None
+    """The champion artifact's sha256, verified before its model is used."""
 
 
 # field -> (flag, environment variable, help)
@@ -79,6 +83,16 @@ FLAGS: dict[str, tuple[str, str, str]] = {
         "--reuse-artifact",
         "MLSTEWARD_REUSE_ARTIFACT",
         "sha256 of an earlier artifact to reuse if it is still stored and matches the spec",
+    ),
+    "champion_artifact": (
+        "--champion-artifact",
+        "MLSTEWARD_CHAMPION_ARTIFACT",
+        "the champion's store (directory, file://, s3://) or artifact URI, scored on this holdout",
+    ),
+    "champion_digest": (
+        "--champion-digest",
+        "MLSTEWARD_CHAMPION_DIGEST",
+        "sha256 of the champion artifact (required with --champion-artifact)",
     ),
 }
 SPEC_TEXT_ENV = "MLSTEWARD_MODEL_SPEC"
@@ -127,9 +141,18 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> TrainSettings:
     reuse = raw["reuse_artifact"]
     if reuse is not None and (len(reuse) != 64 or any(c not in "0123456789abcdef" for c in reuse)):
         raise SettingsError(f"--reuse-artifact must be a sha256 (64 lowercase hex digits), got {reuse!r}")
+    champion_location, champion_digest = raw["champion_artifact"], raw["champion_digest"]
+    if (champion_location is None) != (champion_digest is None):
+        raise SettingsError("--champion-artifact and --champion-digest go together: pass both or neither")
+    if champion_digest is not None and not _is_sha256(champion_digest):
+        raise SettingsError(
+            f"--champion-digest must be a sha256 (64 lowercase hex digits), got {champion_digest!r}"
+        )
     return TrainSettings(
         store=_store_location(raw["store"]),
         reuse_artifact=reuse,
+        champion_artifact=champion_location,
+        champion_digest=champion_digest,
         spec_path=pathlib.Path(raw["spec_path"]) if raw["spec_path"] is not None else None,
         spec_text=spec_text,
         output_json=pathlib.Path(raw["output_json"]) if raw["output_json"] is not None else None,
@@ -146,3 +169,7 @@ def _store_location(value: str) -> str:
     if value.startswith(("s3://", "file://")):
         return value
     return str(pathlib.Path(value).resolve())
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
