@@ -164,16 +164,17 @@ class ProtectedAttributePolicy(base.ApiModel):
 
 
 class ParityLimits(base.ApiModel):
-    """How closely the ONNX model must agree with the fitted scikit-learn pipeline on the holdout."""
+    """How closely the ONNX model must agree with the fitted scikit-learn pipeline on the parity
+    sample: a seeded, class-stratified sample of up to 50,000 holdout rows (docs/training.md)."""
 
     min_label_agreement: float = pydantic.Field(default=0.999, ge=0, le=1)
-    """Minimum share of holdout rows with the same predicted label (classification)."""
+    """Minimum share of parity-sample rows with the same predicted label (classification)."""
     epsilon: float = pydantic.Field(default=1e-4, gt=0, le=1)
     """A probability or prediction difference above this counts as a differing row."""
     max_share_above_epsilon: float = pydantic.Field(default=0.01, ge=0, le=1)
-    """Maximum share of rows differing by more than epsilon."""
+    """Maximum share of parity-sample rows differing by more than epsilon."""
     max_abs_difference: float = pydantic.Field(default=0.1, gt=0)
-    """Maximum difference on any single row."""
+    """Maximum difference on any single row of the parity sample."""
 
 
 class SecretRef(base.ApiModel):
@@ -438,10 +439,25 @@ class ChallengeResult(base.ApiModel):
     passed: bool
     """True when no metric and no fairness gap is worse than the gates allow."""
     same_holdout: bool
-    """True when both versions were scored on the same holdout rows (same dataset digest, split
-    seed and share, hence the same seeded split); otherwise the comparison is indicative only."""
+    """True when both versions were scored on the same holdout rows: the training Job scored the
+    champion on this version's holdout (championComparison), or both used the same dataset digest,
+    split seed and share; otherwise the comparison is indicative only."""
     message: str = pydantic.Field(default="", max_length=4096)
     """Each compared figure, or why the version is a rejected challenger."""
+
+
+class ChampionComparison(base.ApiModel):
+    """The champion of the time scored by this version's training Job on this version's holdout
+    (``--champion-artifact``, docs/contracts.md §3)."""
+
+    digest: str = pydantic.Field(pattern=base.SHA256_PATTERN)
+    """The champion artifact the Job verified and scored."""
+    same_holdout: bool
+    """True when ``metrics`` were computed on this version's holdout rows."""
+    reason: str | None = pydantic.Field(default=None, max_length=1024)
+    """Why the champion could not be compared (schema change, artifact missing), else null."""
+    metrics: dict[str, float] = pydantic.Field(default_factory=dict)
+    """The champion's metrics on this version's holdout, with the same names as ``metrics``."""
 
 
 class ModelVersion(base.ApiModel):
@@ -477,6 +493,8 @@ class ModelVersion(base.ApiModel):
     """The mlsteward.io/retrain annotation's value that requested this version, if any."""
     challenge: ChallengeResult | None = None
     """The relative gates against the champion of the time (absent for the first champion)."""
+    champion_comparison: ChampionComparison | None = None
+    """The champion scored on this version's holdout by its training Job, when one existed."""
     documentation_missing: list[str] = pydantic.Field(default_factory=list, max_length=3)
     """Required model-card fields (spec.card.required) that were empty when this version was
     started: such a version is never champion or challenger."""

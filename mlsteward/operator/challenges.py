@@ -1,10 +1,12 @@
-"""Relative gates: a new version against the champion, from both versions' recorded metrics.
+"""Relative gates: a new version against the champion, on the same holdout where possible.
 
-Pure. Both versions' metrics come from the trainer's outcome (docs/contracts.md §3), computed
-on each version's holdout. The holdout is a seeded function of the dataset and the split
-settings, so two versions trained on the same dataset digest with the same ``spec.split``
-were scored on the same rows ("the same frozen holdout"); ``sameHoldout`` records whether
-that held. Otherwise the comparison is indicative only and the message says so.
+Pure. Preferred figures: the new version's training Job scored the champion's artifact on the
+new version's own holdout (``championComparison``, docs/contracts.md §3), so both models'
+metrics and fairness gaps come from the same rows. Without those (no comparison for this
+champion's digest, or the champion could not be compared: the message says why), both
+versions' recorded metrics are compared: the holdout is a seeded function of the dataset and
+the split settings, so with the same dataset digest they are the same rows; otherwise the
+comparison is indicative only and the message says so. ``sameHoldout`` records which held.
 """
 
 from __future__ import annotations
@@ -24,8 +26,26 @@ def compare(
     champion: dict[str, Any], candidate: dict[str, Any], gates: api_model.ChallengerGates
 ) -> dict[str, Any]:
     """The ``challenge`` record of ``candidate`` (a version record) against ``champion``."""
-    before: dict[str, float] = champion.get("metrics") or {}
     after: dict[str, float] = candidate.get("metrics") or {}
+    scored = candidate.get("championComparison") or {}
+    champion_digest = (champion.get("artifact") or {}).get("digest")
+    ours = bool(champion_digest) and scored.get("digest") == champion_digest
+    if ours and scored.get("sameHoldout") and scored.get("metrics"):
+        before: dict[str, float] = scored["metrics"]
+        same = True
+        holdout = "the champion scored on this version's holdout"
+    else:
+        before = champion.get("metrics") or {}
+        same = bool(champion.get("datasetSha256")) and champion.get("datasetSha256") == candidate.get(
+            "datasetSha256"
+        )
+        holdout = (
+            "same dataset, same holdout"
+            if same
+            else "different datasets: holdouts differ, comparison indicative only"
+        )
+        if ours and scored.get("reason"):
+            holdout += f"; {scored['reason']}"
     failures: list[str] = []
     compared: list[str] = []
     for name in sorted(set(before) & set(after)):
@@ -50,10 +70,6 @@ def compare(
                     f"{name} rose by {(new - old) / old:.2%} "
                     f"(> maxMetricDecrease {gates.max_metric_decrease})"
                 )
-    same = bool(champion.get("datasetSha256")) and champion.get("datasetSha256") == candidate.get(
-        "datasetSha256"
-    )
-    holdout = "same holdout" if same else "different datasets: holdouts differ, comparison indicative only"
     if failures:
         message = f"rejected challenger against version {champion['version']} ({holdout}): " + "; ".join(
             failures

@@ -26,6 +26,8 @@ class Outcome:
     spec_hash: str | None
     metrics: dict[str, float]
     gates: dict[str, Any] | None
+    champion_comparison: dict[str, Any] | None = None
+    """Wire shape of ``ChampionComparison`` when the Job scored a champion."""
 
 
 class OutcomeError(ValueError):
@@ -58,11 +60,7 @@ def parse(text: str | None) -> Outcome:
     succeeded = document["outcome"] == "succeeded"
     if succeeded and artifact is None:
         raise OutcomeError("the outcome says succeeded but names no artifact")
-    metrics = {
-        str(key)[:128]: float(value)
-        for key, value in (document.get("metrics") or {}).items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    }
+    metrics = _figures(document.get("metrics"))
     gates = document.get("gates")
     if gates is not None:
         if not (
@@ -87,4 +85,29 @@ def parse(text: str | None) -> Outcome:
         spec_hash=_sha(document.get("spec_hash")),
         metrics=metrics,
         gates=gates,
+        champion_comparison=_champion_comparison(document),
     )
+
+
+def _figures(value: Any) -> dict[str, float]:
+    return {
+        str(key)[:128]: float(figure)
+        for key, figure in (value if isinstance(value, dict) else {}).items()
+        if isinstance(figure, int | float) and not isinstance(figure, bool) and math.isfinite(figure)
+    }
+
+
+def _champion_comparison(document: dict[str, Any]) -> dict[str, Any] | None:
+    """``champion_comparison`` and ``champion_metrics`` as one record; None when absent or unusable."""
+    comparison = document.get("champion_comparison")
+    if not isinstance(comparison, dict) or _sha(comparison.get("digest")) is None:
+        return None
+    figures = _figures(document.get("champion_metrics"))
+    same = comparison.get("same_holdout") is True and bool(figures)
+    reason = comparison.get("reason")
+    return {
+        "digest": comparison["digest"],
+        "sameHoldout": same,
+        "reason": reason[:1024] if isinstance(reason, str) else None,
+        "metrics": figures if same else {},
+    }

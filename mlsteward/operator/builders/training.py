@@ -31,11 +31,14 @@ def build_job(
     spec_hash: str,
     settings: settings_module.Settings,
     reuse_digest: str | None = None,
+    champion_digest: str | None = None,
 ) -> dict[str, Any]:
     """The Job that trains ``version`` of the Model ``owner`` from ``spec``.
 
     ``reuse_digest``: an earlier artifact the Job reuses instead of training if it is still in
     the store and matches (for S3 stores, which the operator cannot read itself).
+    ``champion_digest``: the current champion's artifact, in the same store, which the Job
+    verifies and scores on this version's holdout (docs/rollout.md §2).
     """
     labels = {
         common.LABEL_NAME: "mlsteward-trainer",
@@ -63,6 +66,9 @@ def build_job(
     ]
     if reuse_digest is not None:
         command += ["--reuse-artifact", reuse_digest]
+    if champion_digest is not None:
+        store = common.store_location(spec.artifact_store, settings.store_mount_path)
+        command += ["--champion-artifact", store, "--champion-digest", champion_digest]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,

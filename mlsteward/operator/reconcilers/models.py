@@ -86,6 +86,13 @@ def s3_reuse_candidate(body: dict[str, Any], spec: api_model.ModelSpec) -> str |
     return candidates[-1] if candidates else None
 
 
+def _champion_digest(status: dict[str, Any], by_number: dict[int, Version]) -> str | None:
+    """The current champion's artifact digest, which a new version's Job scores on its holdout."""
+    champion = (status.get("aliases") or {}).get("champion")
+    digest = ((by_number.get(champion) or {}).get("artifact") or {}).get("digest") if champion else None
+    return digest if isinstance(digest, str) else None
+
+
 def _lineage_complete(v: Version) -> bool:
     artifact = v.get("artifact") or {}
     return bool(
@@ -139,6 +146,8 @@ def _finish(v: Version, job: dict[str, Any], message: str | None) -> common.Even
         gates=outcome.gates,
         message=outcome.message or None,
     )
+    if outcome.champion_comparison is not None:
+        v["championComparison"] = outcome.champion_comparison
     if outcome.succeeded and outcome.gates is not None and outcome.gates["promotable"]:
         v.update(phase="Succeeded", reason=None)
         if not _lineage_complete(v):
@@ -297,6 +306,7 @@ def plan(
                 spec_hash=spec_hash,
                 settings=settings,
                 reuse_digest=s3_reuse_candidate(body, spec),
+                champion_digest=_champion_digest(status, by_number),
             )
             record.update(phase="Training", jobName=job["metadata"]["name"])
             apply.append(job)

@@ -287,3 +287,40 @@ def test_a_pass_reads_the_training_jobs_and_the_next_versions_job_by_name() -> N
         body(status=started.status), jobs=[job(1, finished="Complete")], messages={"credit-v1": outcome()}
     )
     assert models.jobs_to_read(body(status=done.status)) == ["credit-v2"]
+
+
+def test_the_next_versions_job_scores_the_champion_and_its_figures_reach_the_challenge() -> None:
+    [v1_job] = plan(body()).apply
+    assert "--champion-artifact" not in v1_job["spec"]["template"]["spec"]["containers"][0]["command"]
+    done = plan(body(), jobs=[job(1, finished="Complete")], messages={"credit-v1": outcome()})
+    done = plan(
+        body(status=done.status), jobs=[job(1, finished="Complete")], messages={"credit-v1": outcome()}
+    )
+    annotated = body(status=done.status, annotations={specs.RETRAIN_ANNOTATION: "t1"})
+    [v2_job] = plan(annotated, jobs=[job(1, finished="Complete")]).apply
+    command = v2_job["spec"]["template"]["spec"]["containers"][0]["command"]
+    at = command.index("--champion-artifact")
+    assert command[at : at + 4] == [
+        "--champion-artifact",
+        command[command.index("--store") + 1],
+        "--champion-digest",
+        "a" * 64,
+    ]
+    # v2's outcome: the champion scored lower on v2's holdout than it recorded on its own
+    document = json.loads(outcome(digest="b" * 64))
+    document["metrics"] = {"roc_auc": 0.75}
+    document["champion_metrics"] = {"roc_auc": 0.74}
+    document["champion_comparison"] = {"digest": "a" * 64, "same_holdout": True, "reason": None}
+    annotated["status"] = plan(annotated, jobs=[job(1, finished="Complete")]).status
+    result = plan(
+        annotated,
+        jobs=[job(1, finished="Complete"), job(2, finished="Complete")],
+        messages={"credit-v2": json.dumps(document)},
+    )
+    v2 = result.status["versions"][-1]
+    assert v2["championComparison"] == {
+        "digest": "a" * 64, "sameHoldout": True, "reason": None, "metrics": {"roc_auc": 0.74}
+    }  # fmt: skip
+    assert v2["challenge"]["passed"] and v2["challenge"]["sameHoldout"], v2["challenge"]
+    assert "the champion scored on this version's holdout" in v2["challenge"]["message"]
+    api_model.ModelVersion.model_validate(v2)  # the status schema admits the record

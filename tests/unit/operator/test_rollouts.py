@@ -303,6 +303,49 @@ def test_a_challenger_worse_than_the_champion_beyond_the_margin_is_rejected() ->
     assert "roc_auc fell" in rejected["message"] and "fairness.sex.dpd rose" in rejected["message"]
 
 
+def test_the_challenge_uses_the_champion_scored_on_the_challengers_holdout_when_present() -> None:
+    gates = api_model.ChallengerGates(max_metric_decrease=0.01, max_fairness_regression=0.02)
+    dpd = "fairness.sex.demographic_parity_difference"
+    # recorded on the old population; the new one is harder for both models
+    champion = {
+        "version": 1,
+        "artifact": {"digest": "a" * 64},
+        "datasetSha256": "d" * 64,
+        "metrics": {"roc_auc": 0.9},
+    }
+    drifted: Json = {"version": 2, "datasetSha256": "e" * 64, "metrics": {"roc_auc": 0.8, dpd: 0.06}}
+    assert not challenges.compare(champion, drifted, gates)["passed"]  # indicative figures only
+    scored = {
+        "digest": "a" * 64,
+        "sameHoldout": True,
+        "reason": None,
+        "metrics": {"roc_auc": 0.79, dpd: 0.05},
+    }
+    same = challenges.compare(champion, {**drifted, "championComparison": scored}, gates)
+    assert same["passed"] and same["sameHoldout"], same
+    assert "roc_auc 0.7900 -> 0.8000" in same["message"] and f"{dpd} 0.0500 -> 0.0600" in same["message"]
+    unfair = {**drifted, "metrics": {"roc_auc": 0.8, dpd: 0.09}, "championComparison": scored}
+    rejected = challenges.compare(champion, unfair, gates)
+    assert (
+        not rejected["passed"] and rejected["sameHoldout"] and f"{dpd} rose by 0.0400" in rejected["message"]
+    )
+    # figures for another champion (it changed while the Job ran): the recorded metrics again
+    stale = {**drifted, "championComparison": {**scored, "digest": "c" * 64}}
+    assert challenges.compare(champion, stale, gates) == challenges.compare(champion, drifted, gates)
+    # a schema change: not comparable, said so, recorded metrics compared
+    reason = "not comparable: the champion's features ['a', 'b'] differ from this version's ['a']"
+    changed = {
+        **drifted,
+        "championComparison": {**scored, "sameHoldout": False, "metrics": {}, "reason": reason},
+    }
+    fallback = challenges.compare(champion, changed, gates)
+    assert (
+        not fallback["sameHoldout"]
+        and reason in fallback["message"]
+        and "indicative only" in fallback["message"]
+    )
+
+
 def _deployment_plan(
     spec: Json,
     status: Json,
