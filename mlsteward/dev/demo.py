@@ -32,9 +32,11 @@ MODEL = "credit-risk"
 REFUSED_MODEL = "credit-risk-four-fifths"
 EXAMPLES = stack.REPO_ROOT / "examples"
 # The example's canary analyses each step for a minute; the demo shortens that to keep the
-# story short (the steps and limits stay as in the example).
+# story short. A p99 over a handful of requests in 5 s on a busy laptop is mostly noise, so the
+# demo allows 3x the stable p99 instead of the example's +20% (the steps stay as in the example).
 DEMO_INTERVAL = "5s"
 DEMO_MIN_REQUESTS = 5
+DEMO_MAX_P99_INCREASE_PERCENT = 200
 Json = dict[str, Any]
 
 
@@ -93,7 +95,11 @@ def _apply_examples(st: stack.Stack, url: str) -> None:
             manifest["spec"]["dataset"]["uri"] = url
         if manifest["kind"] == "Deployment" and manifest["spec"].get("canary"):
             analysis = manifest["spec"]["canary"].setdefault("analysis", {})
-            analysis.update(interval=DEMO_INTERVAL, minRequests=DEMO_MIN_REQUESTS)
+            analysis.update(
+                interval=DEMO_INTERVAL,
+                minRequests=DEMO_MIN_REQUESTS,
+                maxLatencyP99IncreasePercent=DEMO_MAX_P99_INCREASE_PERCENT,
+            )
         st.cp.kubectl("apply", "-n", NAMESPACE, "-f", "-", input_text=yaml.safe_dump(manifest))
 
 
@@ -104,6 +110,12 @@ def _status(st: stack.Stack, resource: str) -> Json:
 
 def _version(st: stack.Stack, number: int) -> Json | None:
     return next((v for v in _status(st, "models").get("versions") or [] if v["version"] == number), None)
+
+
+def _quality(version: Json) -> str:
+    """The version's quality metrics in one line (the per-group fairness gaps are in the card)."""
+    metrics = version.get("metrics") or {}
+    return ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if not k.startswith("fairness."))
 
 
 def _rollout_line(st: stack.Stack) -> str:
@@ -188,7 +200,7 @@ def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = F
             lambda: f"{MODEL}: {_phase(st, 'models', MODEL)}",
         )
         version = _get(st, "models", MODEL)["status"]["versions"][-1]
-        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(version["metrics"].items()))
+        metrics = _quality(version)
         narrator.say(f"{MODEL} v{version['version']}: {metrics}")
         narrator.say(
             f"gates: quality {version['gates']['quality']}, fairness {version['gates']['fairness']}; "
@@ -296,12 +308,12 @@ def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = F
             lambda: f"{MODEL} v2: {(_version(st, 2) or {}).get('phase')}",
         )
         v2 = _version(st, 2) or {}
-        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(v2.get("metrics", {}).items()))
+        metrics = _quality(v2)
         narrator.say(f"v2 ({v2.get('phase')}): {metrics}")
         challenge = v2.get("challenge") or {}
         narrator.say(
             f"challenger gates vs v{challenge.get('champion')}: "
-            f"{'passed' if challenge.get('passed') else 'FAILED'}: {(challenge.get('message') or '')[:160]}"
+            f"{'passed' if challenge.get('passed') else 'FAILED'}: {(challenge.get('message') or '')[:240]}"
         )
 
         narrator.begin(f"Canary of v2 under live traffic (analysis every {DEMO_INTERVAL} for the demo)")
