@@ -213,6 +213,11 @@ def test_sustained_drift_retrains_on_the_refreshed_data_and_the_canary_promotes_
     v2 = _version(local_stack, 2) or {}
     assert v2["datasetSha256"] == refreshed and v2["gates"]["promotable"] is True
     assert v2["challenge"]["passed"] is True and v2["challenge"]["champion"] == 1, v2["challenge"]
+    # the Job scored version 1's verified artifact on version 2's own holdout (refreshed data)
+    v1_digest = (_version(local_stack, 1) or {})["artifact"]["digest"]
+    comparison = v2["championComparison"]
+    assert comparison["digest"] == v1_digest and comparison["sameHoldout"] is True, comparison
+    assert set(v2["metrics"]) <= set(comparison["metrics"]) and v2["challenge"]["sameHoldout"] is True
 
     stack.wait_for("the promotion", lambda: _phase(local_stack) == "Promoted", 120, local_stack)
     status = _status(local_stack, DEPLOYMENTS)
