@@ -11,11 +11,14 @@ ROC AUC comes from score histograms (``AUC_BINS`` equal bins on [0, 1]): ties in
 count a half, so the error is at most the share of positive/negative pairs in the same bin
 (under 0.002 for smooth scores).
 
+Each remembered row keeps the model version that answered it, so the monitor also counts
+performance per version (the canary analysis compares the canary's with the stable one's).
+
 Usage::
 
     buffer = JoinBuffer(capacity=100_000, timeout_s=86400.0)
-    buffer.remember(ids, labels, scores, now)
-    joined = buffer.join(request_ids, true_labels, now)   # -> list of (predicted, score, truth)
+    buffer.remember(ids, labels, scores, now, version="3")
+    positions, predicted, scores, versions = buffer.join(request_ids, now)
 """
 
 from __future__ import annotations
@@ -118,8 +121,8 @@ def roc_auc(counts: PerformanceCounts) -> float | None:
     return wins / (n_pos * n_neg)
 
 
-# (time remembered, predicted label, score): a tuple, because one is made per row.
-_Pending = tuple[float, str | None, float | None]
+# (time remembered, predicted label, score, model version): a tuple, because one is made per row.
+_Pending = tuple[float, str | None, float | None, str]
 
 
 class JoinBuffer:
@@ -141,6 +144,7 @@ class JoinBuffer:
         labels: Sequence[str | None] | None,
         scores: Sequence[float | None] | None,
         now: float,
+        version: str = "",
     ) -> None:
         if self.capacity == 0:
             return
@@ -149,7 +153,11 @@ class JoinBuffer:
         score_list: Sequence[float | None] = scores if scores is not None else [None] * n
         pending = self._pending
         pending.update(
-            zip(request_ids, zip(itertools.repeat(now), label_list, score_list, strict=False), strict=False)
+            zip(
+                request_ids,
+                zip(itertools.repeat(now), label_list, score_list, itertools.repeat(version), strict=False),
+                strict=False,
+            )
         )
         overflow = len(pending) - self.capacity
         for _ in range(max(overflow, 0)):
@@ -169,16 +177,18 @@ class JoinBuffer:
 
     def join(
         self, request_ids: Sequence[str], now: float
-    ) -> tuple[list[int], list[str | None], list[float | None]]:
-        """Take the rows whose request ids are known: their positions, labels and scores."""
+    ) -> tuple[list[int], list[str | None], list[float | None], list[str]]:
+        """Take the rows whose request ids are known: their positions, labels, scores and versions."""
         self.expire(now)
         positions: list[int] = []
         labels: list[str | None] = []
         scores: list[float | None] = []
+        versions: list[str] = []
         for i, request_id in enumerate(request_ids):
             entry = self._pending.pop(request_id, None)
             if entry is not None:
                 positions.append(i)
                 labels.append(entry[1])
                 scores.append(entry[2])
-        return positions, labels, scores
+                versions.append(entry[3])
+        return positions, labels, scores, versions

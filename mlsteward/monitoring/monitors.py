@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from mlsteward.monitoring import batches, fairness, labels, profiles, summaries, verdicts, windows
 
 MAX_PREDICTION_SERIES = 256
+MAX_PERFORMANCE_VERSIONS = 8  # per pane: a rollout has two; more fall into OTHER
 OTHER = "<other>"
 
 
@@ -42,6 +43,7 @@ class WindowReport:
 
     performance: labels.Performance
     fairness: tuple[fairness.AttributeFairness, ...]
+    performance_by_version: Mapping[str, labels.Performance] = dataclasses.field(default_factory=dict)
 
 
 class Monitor:
@@ -119,7 +121,7 @@ class Monitor:
                         known_groups=self._groups[attribute],
                     )
         if batch.request_ids is not None:
-            self.join.remember(batch.request_ids, batch.labels, batch.scores, now)
+            self.join.remember(batch.request_ids, batch.labels, batch.scores, now, batch.model_version)
         self.accepted_batches += 1
         self.last_ingest = now
         if self.windows.due(now):
@@ -153,18 +155,38 @@ class Monitor:
     def ingest_labels(self, batch: batches.LabelBatch, now: float) -> int:
         """Join labels to remembered predictions; return how many joined."""
         self.advance(now)
-        positions, predicted, scores = self.join.join(batch.request_ids, now)
+        positions, predicted, scores, versions = self.join.join(batch.request_ids, now)
         truth = [batch.labels[i] for i in positions]
-        performance = self.windows.current.performance
-        if self.reference.task == "regression":
-            performance.add_regression(scores, [float(t) for t in truth])
-        else:
-            performance.add_classification(
-                predicted, [str(t) for t in truth], scores, self.reference.positive_class
+        pane = self.windows.current
+        self._add_performance(pane.performance, predicted, scores, truth)
+        rows_by_version: dict[str, list[int]] = collections.defaultdict(list)
+        for row, version in enumerate(versions):
+            rows_by_version[version].append(row)
+        for version, rows in rows_by_version.items():
+            full = version not in pane.by_version and len(pane.by_version) >= MAX_PERFORMANCE_VERSIONS
+            self._add_performance(
+                pane.by_version.setdefault(OTHER if full else version, labels.PerformanceCounts()),
+                [predicted[r] for r in rows],
+                [scores[r] for r in rows],
+                [truth[r] for r in rows],
             )
         self.labels_received["joined"] += len(positions)
         self.labels_received["unknown"] += len(batch.request_ids) - len(positions)
         return len(positions)
+
+    def _add_performance(
+        self,
+        counts: labels.PerformanceCounts,
+        predicted: list[str | None],
+        scores: list[float | None],
+        truth: list[str | float],
+    ) -> None:
+        if self.reference.task == "regression":
+            counts.add_regression(scores, [float(t) for t in truth])
+        else:
+            counts.add_classification(
+                predicted, [str(t) for t in truth], scores, self.reference.positive_class
+            )
 
     def advance(self, now: float) -> None:
         """Bin staged rows, close the windows that are due and evaluate them.
@@ -188,5 +210,9 @@ class Monitor:
                     fairness.report(window.groups, attribute, self.options.min_group_rows, limit)
                     for attribute, limit in self.options.fairness_limits.items()
                 ),
+                {
+                    version: labels.report(counts, self.reference.task)
+                    for version, counts in sorted(window.by_version.items())
+                },
             )
         self.join.expire(now)

@@ -52,6 +52,18 @@ def summary(monitor: monitors.Monitor, now: float) -> dict[str, Any]:
             "limits": _camel_keys(monitor.options.performance_limits),
             "breached": _performance_breached(report, monitor.options.performance_limits),
         },
+        "performanceByVersion": {}
+        if report is None
+        else {
+            version: {
+                "labeled": p.labeled,
+                "accuracy": p.accuracy,
+                "rocAuc": p.roc_auc,
+                "rmse": p.rmse,
+                "mae": p.mae,
+            }
+            for version, p in report.performance_by_version.items()
+        },
         "fairness": []
         if report is None
         else [

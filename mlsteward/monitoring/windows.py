@@ -48,6 +48,8 @@ class Pane:
     groups: fairness.GroupCounts
     started: float
     ended: float
+    by_version: dict[str, labels.PerformanceCounts] = dataclasses.field(default_factory=dict)
+    """The same performance counts split by the model version that answered (bounded by the caller)."""
 
     @classmethod
     def empty(cls, layout: summaries.Layout, now: float) -> Pane:
@@ -63,6 +65,8 @@ class Pane:
         self.summary.add(other.summary)
         self.performance.add(other.performance)
         self.groups.add(other.groups)
+        for version, counts in other.by_version.items():
+            self.by_version.setdefault(version, labels.PerformanceCounts()).add(counts)
         self.started = min(self.started, other.started)
         self.ended = max(self.ended, other.ended)
 

@@ -10,13 +10,15 @@ from mlsteward.monitoring import labels
 
 def test_a_label_joins_the_prediction_remembered_for_its_request_id() -> None:
     buffer = labels.JoinBuffer(capacity=10, timeout_s=60.0)
-    buffer.remember(["a", "b"], ["1", "0"], [0.9, 0.2], now=0.0)
+    buffer.remember(["a"], ["1"], [0.9], now=0.0, version="1")
+    buffer.remember(["b"], ["0"], [0.2], now=0.0, version="2")
 
-    positions, predicted, scores = buffer.join(["b", "x", "a"], now=1.0)
+    positions, predicted, scores, versions = buffer.join(["b", "x", "a"], now=1.0)
 
     assert positions == [0, 2]
     assert predicted == ["0", "1"]
     assert scores == [0.2, 0.9]
+    assert versions == ["2", "1"]
     assert len(buffer) == 0
 
 
@@ -25,7 +27,7 @@ def test_predictions_older_than_the_timeout_expire_and_are_counted() -> None:
     buffer.remember(["old"], ["1"], [0.9], now=0.0)
     buffer.remember(["new"], ["1"], [0.9], now=50.0)
 
-    positions, _, _ = buffer.join(["old", "new"], now=70.0)
+    positions, _, _, _ = buffer.join(["old", "new"], now=70.0)
 
     assert positions == [1]
     assert buffer.expired == 1
@@ -35,7 +37,7 @@ def test_a_full_buffer_forgets_the_oldest_predictions_first() -> None:
     buffer = labels.JoinBuffer(capacity=3, timeout_s=60.0)
     buffer.remember([f"r{i}" for i in range(5)], None, None, now=0.0)
 
-    positions, _, _ = buffer.join(["r0", "r1", "r2", "r3", "r4"], now=1.0)
+    positions, _, _, _ = buffer.join(["r0", "r1", "r2", "r3", "r4"], now=1.0)
 
     assert positions == [2, 3, 4]
     assert buffer.evicted == 2

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from mlsteward.monitoring import batches, monitors, profiles, verdicts, windows
+from mlsteward.monitoring import batches, monitors, profiles, verdicts, views, windows
 
 SHIFTED = {"age", "balance", "purpose", "channel"}
 
@@ -261,6 +261,48 @@ def test_labels_that_arrive_later_give_accuracy_and_roc_auc_over_the_window(
         positives.sum() * (~positives).sum()
     )
     assert performance.roc_auc == pytest.approx(exact, abs=0.002)
+
+
+def test_labelled_performance_is_kept_per_model_version_and_matches_a_direct_computation(
+    reference: profiles.Reference, unshifted_data: dict[str, Any], make_batch: Any
+) -> None:
+    monitor = _monitor(reference, size=2_000)
+    stable, canary = make_batch(unshifted_data, 0, 1_000), make_batch(unshifted_data, 1_000, 1_600)
+    canary["model_version"] = "4"
+    truth: dict[str, list[str]] = {}
+    for document, every in ((stable, 10), (canary, 3)):  # 90% right for version 3, 67% for version 4
+        monitor.ingest(batches.parse(document, monitor.layout, max_rows=10_000, max_missing_share=0.5), 1.0)
+        predicted = document["prediction"]["label"]
+        truth[document["model_version"]] = [
+            p if i % every else ("0" if p == "1" else "1") for i, p in enumerate(predicted)
+        ]
+        monitor.ingest_labels(
+            batches.parse_labels(
+                {"request_ids": document["request_ids"], "labels": truth[document["model_version"]]},
+                "classification",
+                10_000,
+            ),
+            2.0,
+        )
+    _feed(monitor, {k: v[1_600:2_000] for k, v in unshifted_data.items()}, make_batch, now=3.0)
+
+    by_version = views.summary(monitor, 4.0)["performanceByVersion"]
+
+    assert set(by_version) == {"3", "4"}
+    for document in (stable, canary):
+        version = document["model_version"]
+        predicted = np.array(document["prediction"]["label"])
+        scores = np.array(document["prediction"]["score"])
+        right = np.array(truth[version])
+        positives = right == "1"
+        exact_auc = stats.mannwhitneyu(scores[positives], scores[~positives]).statistic / (
+            positives.sum() * (~positives).sum()
+        )
+        assert by_version[version]["labeled"] == len(predicted)
+        assert by_version[version]["accuracy"] == pytest.approx(float(np.mean(predicted == right)))
+        assert by_version[version]["rocAuc"] == pytest.approx(exact_auc, abs=0.002)
+        assert by_version[version]["rmse"] is None
+    assert by_version["4"]["accuracy"] < by_version["3"]["accuracy"] - 0.2
 
 
 def test_a_sliding_window_by_time_moves_one_pane_duration_at_a_time(
