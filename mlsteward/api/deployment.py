@@ -65,6 +65,13 @@ class CanaryAnalysis(base.ApiModel):
     """Largest allowed increase of p99 latency, in percent of the stable version's."""
     max_disagreement: float | None = pydantic.Field(default=None, ge=0, le=1)
     """Largest allowed share of rows where canary and stable predictions differ (shadow mode)."""
+    max_performance_decrease: float = pydantic.Field(default=0.02, ge=0, le=1_000_000)
+    """Largest allowed fall of the canary's labelled accuracy or ROC AUC (or rise of its RMSE or
+    MAE) below the stable version's, absolute, read from the Monitor's /summary when the
+    Deployment has a Monitor and labels arrive."""
+    min_labels: int = pydantic.Field(default=50, ge=1, le=10_000_000)
+    """Labelled rows each version needs in the monitor's window before performance is compared
+    (fewer: the performance check is skipped and the analysis says so)."""
 
 
 class Canary(base.ApiModel):
@@ -198,6 +205,26 @@ class AnalysisResult(base.ApiModel):
     """The canary's p99 latency in the step, when measured per version."""
     stable_latency_p99_seconds: float | None = None
     """The stable version's p99 latency in the step, when measured per version."""
+    canary_labels: float | None = None
+    """Labelled rows of the canary in the monitor's window (all serving pods)."""
+    stable_labels: float | None = None
+    """Labelled rows of the stable version in the monitor's window (all serving pods)."""
+    canary_accuracy: float | None = None
+    """The canary's accuracy over its labelled rows."""
+    stable_accuracy: float | None = None
+    """The stable version's accuracy over its labelled rows."""
+    canary_roc_auc: float | None = None
+    """The canary's ROC AUC over its labelled rows (binary classification)."""
+    stable_roc_auc: float | None = None
+    """The stable version's ROC AUC over its labelled rows (binary classification)."""
+    canary_rmse: float | None = None
+    """The canary's RMSE over its labelled rows (regression)."""
+    stable_rmse: float | None = None
+    """The stable version's RMSE over its labelled rows (regression)."""
+    canary_mae: float | None = None
+    """The canary's MAE over its labelled rows (regression)."""
+    stable_mae: float | None = None
+    """The stable version's MAE over its labelled rows (regression)."""
 
 
 class RolloutStatus(base.ApiModel):

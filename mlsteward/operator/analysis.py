@@ -9,13 +9,18 @@ Inputs (names from mlsteward/serving/metrics.py):
 ``mlsteward_serving_shadow_rows_total{outcome}`` for shadow agreement, and
 ``mlsteward_serving_request_duration_seconds_bucket{model,version,le}`` for p99 latency per
 version (skipped, and said so, when a step observed no latency for one of the two versions).
+
+Labelled performance, when the Deployment has a Monitor: each serving pod's monitor
+``/summary`` (docs/monitoring.md) carries ``performanceByVersion`` over its last window; the
+pods' figures are merged weighted by labelled rows (accuracy and MAE exactly, RMSE through
+the mean squared error, ROC AUC as a weighted mean: an approximation across pods).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mlsteward.api import deployment as api_deployment
@@ -104,6 +109,76 @@ def p99(before: dict[str, float], after: dict[str, float]) -> float | None:
     return None
 
 
+# (metric in /summary, field suffix in AnalysisResult, True when higher is better)
+_PERFORMANCE = (
+    ("accuracy", "Accuracy", True),
+    ("rocAuc", "RocAuc", True),
+    ("rmse", "Rmse", False),
+    ("mae", "Mae", False),
+)
+
+
+def performance(summaries: Iterable[dict[str, Any]], version: int) -> dict[str, float | None]:
+    """One version's labelled performance over the pods' monitor summaries, merged."""
+    labeled = 0.0
+    sums = {name: 0.0 for name, _, _ in _PERFORMANCE}
+    weights = {name: 0.0 for name, _, _ in _PERFORMANCE}
+    for document in summaries:
+        figures = (document.get("performanceByVersion") or {}).get(str(version))
+        if not isinstance(figures, dict):
+            continue
+        rows = figures.get("labeled")
+        if not isinstance(rows, int | float) or rows <= 0:
+            continue
+        labeled += rows
+        for name, _, _ in _PERFORMANCE:
+            value = figures.get(name)
+            if isinstance(value, int | float) and math.isfinite(value):
+                sums[name] += rows * (value * value if name == "rmse" else value)
+                weights[name] += rows
+    result: dict[str, float | None] = {"labeled": labeled}
+    for name, _, _ in _PERFORMANCE:
+        mean = sums[name] / weights[name] if weights[name] > 0 else None
+        result[name] = math.sqrt(mean) if name == "rmse" and mean is not None else mean
+    return result
+
+
+def compare_performance(
+    summaries: Sequence[dict[str, Any]],
+    limits: api_deployment.CanaryAnalysis,
+    *,
+    stable: int,
+    canary: int,
+) -> tuple[dict[str, float], str, list[str]]:
+    """The figures (AnalysisResult fields), the message part and the failures of the
+    labelled-performance check; skipped (no failure) below ``minLabels`` for either version."""
+    ours, theirs = performance(summaries, canary), performance(summaries, stable)
+    n_canary, n_stable = ours["labeled"] or 0.0, theirs["labeled"] or 0.0
+    figures: dict[str, float] = {"canaryLabels": n_canary, "stableLabels": n_stable}
+    if n_canary < limits.min_labels or n_stable < limits.min_labels:
+        return (
+            figures,
+            f"performance not compared ({n_canary:.0f} canary and {n_stable:.0f} stable labelled rows; "
+            f"minLabels={limits.min_labels})",
+            [],
+        )
+    parts, failures = [], []
+    for name, field, higher_is_better in _PERFORMANCE:
+        mine, baseline = ours[name], theirs[name]
+        if mine is None or baseline is None:
+            continue
+        figures[f"canary{field}"], figures[f"stable{field}"] = mine, baseline
+        parts.append(f"{name} canary {mine:.4f} vs stable {baseline:.4f}")
+        worse = baseline - mine if higher_is_better else mine - baseline
+        if worse > limits.max_performance_decrease:
+            failures.append(
+                f"performance: {name} {'falls' if higher_is_better else 'rises'} by {worse:.4f}, "
+                f"more than maxPerformanceDecrease={limits.max_performance_decrease}"
+            )
+    text = ", ".join(parts) if parts else "no comparable performance metric"
+    return figures, f"{text} over {n_canary:.0f} canary and {n_stable:.0f} stable labelled rows", failures
+
+
 def judge(
     before: Counters,
     after: Counters,
@@ -112,14 +187,20 @@ def judge(
     mode: str,
     step: int,
     now: str,
+    stable: int = 0,
+    canary: int = 0,
+    summaries: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The verdict of one step (wire shape of ``AnalysisResult``).
 
     Failed when the canary's error rate exceeds the stable version's by more than
     ``maxErrorRateIncrease``, its p99 latency the stable one's by more than
     ``maxLatencyP99IncreasePercent`` (when both were observed in the step), or, in a shadow step, its
-    disagreement ``maxDisagreement``. Inconclusive when it answered fewer than ``minRequests``
-    (a pod restarted and counters went back: also inconclusive). Otherwise Passed.
+    disagreement ``maxDisagreement``, or its labelled performance (``summaries``: the monitor
+    sidecars' /summary documents, None without a Monitor) the stable one's by more than
+    ``maxPerformanceDecrease``. Inconclusive when it answered fewer than ``minRequests``
+    (a pod restarted and counters went back: also inconclusive); too few labels never make a
+    step Inconclusive, they skip the performance check. Otherwise Passed.
     """
     delta = {key: float(after.get(key, 0.0)) - float(before.get(key, 0.0)) for key in _TOTALS}
     result: dict[str, Any] = {"at": now, "step": step}
@@ -180,5 +261,10 @@ def judge(
             )
     else:
         parts.append("p99 not compared (no version-labelled latency for both versions in this step)")
+    if summaries is not None:
+        figures, text, breaches = compare_performance(summaries, limits, stable=stable, canary=canary)
+        result.update(figures)
+        parts.append(text)
+        failures += breaches
     message = "; ".join(parts + failures)
     return {**result, "verdict": "Failed" if failures else "Passed", "message": message[:4096]}

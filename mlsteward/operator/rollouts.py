@@ -117,11 +117,13 @@ def advance(
     served: Sequence[Json],
     pages: Sequence[str] | None,
     now: str,
+    summaries: Sequence[Json] | None = None,
 ) -> Outcome:
     """The next state. ``kill`` is a new kill-switch request (token, version) not yet acted on,
     ``kill_target`` the promotable version it resolves to (default: the version served before
     the current one), ``served`` the history so far, ``pages`` the pods' /metrics (None: none
-    read)."""
+    read), ``summaries`` the pods' monitor /summary documents (None: the Deployment has no
+    Monitor)."""
     current = dict(rollout) if rollout else None
     active = current is not None and current.get("phase") in ACTIVE
     out = Outcome(rollout=current, stable=stable)
@@ -274,7 +276,15 @@ def advance(
                 current["baseline"] = counters
         else:
             verdict = analysis.judge(
-                baseline, counters, canary.analysis, mode=current["mode"], step=number, now=now
+                baseline,
+                counters,
+                canary.analysis,
+                mode=current["mode"],
+                step=number,
+                now=now,
+                stable=stable.version,
+                canary=candidate.version,
+                summaries=summaries,
             )
         current["lastAnalysis"] = verdict
         if verdict["verdict"] == "Failed":

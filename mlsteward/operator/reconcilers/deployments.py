@@ -21,6 +21,7 @@ from mlsteward.operator.builders import common as builders
 from mlsteward.operator.builders import serving
 from mlsteward.operator.conditions import Reason
 from mlsteward.operator.reconcilers import common
+from mlsteward.operator.reconcilers import monitors as monitors_reconciler
 
 API_VERSION = "mlsteward.io/v1alpha1"
 REQUESTED_BY_ANNOTATION = "mlsteward.io/requested-by"
@@ -69,10 +70,12 @@ def plan(
     approvals: Sequence[dict[str, Any]] = (),
     monitor_requires_approval: bool = False,
     pages: Sequence[str] | None = None,
+    summaries: Sequence[dict[str, Any]] | None = None,
 ) -> common.Plan:
     """Children and status from the Model and the observed children (``observed`` by kind:
     ``Deployment`` and ``HorizontalPodAutoscaler``, each None when absent), the Approvals in
-    the namespace, and the serving pods' /metrics pages (None: not read)."""
+    the namespace, the serving pods' /metrics pages (None: not read) and their monitor
+    sidecars' /summary documents (None: the Deployment has no Monitor)."""
     meta = body["metadata"]
     generation = int(meta.get("generation", 1))
     status = body.get("status") or {}
@@ -100,6 +103,7 @@ def plan(
             approvals=approvals,
             monitor_requires_approval=monitor_requires_approval,
             pages=pages,
+            summaries=summaries,
             now=now,
         )
         target, canary, share, mode = step.stable, step.canary, step.share, step.mode
@@ -234,6 +238,7 @@ def _rollout(
     approvals: Sequence[dict[str, Any]],
     monitor_requires_approval: bool,
     pages: Sequence[str] | None,
+    summaries: Sequence[dict[str, Any]] | None,
     now: str,
 ) -> rollouts.Outcome:
     """The rollout part of a pass: the stable version the Deployment decided on (a promotion or
@@ -278,6 +283,7 @@ def _rollout(
         kill_target=kill_target,
         served=served,
         pages=pages,
+        summaries=summaries,
         now=now,
     )
 
@@ -328,17 +334,19 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
     approvals: list[dict[str, Any]] = []
     monitor_requires_approval = False
     pages: list[str] | None = None
+    summaries: list[dict[str, Any]] | None = None
     annotations = body["metadata"].get("annotations") or {}
     if spec.canary is not None or annotations.get(rollouts.ROLLBACK_ANNOTATION):
         approvals = await context.kube.list(kube.path(API_VERSION, "Approval", namespace))
         monitors = await context.kube.list(kube.path(API_VERSION, "Monitor", namespace))
+        watching = [m for m in monitors if (m.get("spec") or {}).get("deploymentRef", {}).get("name") == name]
         monitor_requires_approval = any(
-            (m.get("spec") or {}).get("deploymentRef", {}).get("name") == name
-            and ((m.get("spec") or {}).get("actions") or {}).get("requireApproval")
-            for m in monitors
+            ((m.get("spec") or {}).get("actions") or {}).get("requireApproval") for m in watching
         )
         if spec.canary is not None and observed["Deployment"] is not None:
             pages = await _metrics_pages(context, namespace, name)
+            if watching:  # labelled performance per version, for the canary analysis
+                summaries = await monitors_reconciler.read_summaries(context, namespace, name)
     uid = body["metadata"]["uid"]
     for kind, child in list(observed.items()):
         refs = (child or {}).get("metadata", {}).get("ownerReferences") or []
@@ -348,6 +356,7 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
         "approvals": approvals,
         "monitor_requires_approval": monitor_requires_approval,
         "pages": pages,
+        "summaries": summaries,
     }
     result = plan(body, spec, model=model, observed=observed, settings=context.settings, now=now, **extra)
     # Apply first, then compute status from what the apply returned (the freshest child).

@@ -318,7 +318,9 @@ def _retrain(
     )
 
 
-async def _summaries(context: common.Context, namespace: str, target_name: str) -> list[dict[str, Any]]:
+async def read_summaries(context: common.Context, namespace: str, target_name: str) -> list[dict[str, Any]]:
+    """Every running serving pod's monitor /summary, read by pod IP (one that does not answer
+    is skipped); the Deployment reconciler reads them too, for the canary analysis."""
     pods = await context.kube.list(
         kube.path("v1", "Pod", namespace),
         label_selector=f"{builders.LABEL_DEPLOYMENT}={builders.label_value(target_name)}",
@@ -415,7 +417,7 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
     due = evaluation_due(body, spec, now)
     summaries = None
     if digest is not None and due <= 0:
-        summaries = await _summaries(context, namespace, target_name)
+        summaries = await read_summaries(context, namespace, target_name)
     result = plan(
         body,
         spec,
