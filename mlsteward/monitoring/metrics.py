@@ -220,6 +220,28 @@ class MonitorCollector(Collector):
                 gauge = GaugeMetricFamily(PREFIX + name, f"{name} over the last evaluated window's labels.")
                 gauge.add_metric([], value)
                 yield gauge
+        # Per model version (at most monitors.MAX_PERFORMANCE_VERSIONS series each): separate
+        # families, so the version-less series that dashboards and alerts read stay as they are.
+        by_version = report.performance_by_version
+        labeled_by_version = GaugeMetricFamily(
+            PREFIX + "labeled_rows_by_version",
+            "Labels joined in the last evaluated window, by the model version that answered.",
+            labels=["version"],
+        )
+        for version, figures in by_version.items():
+            labeled_by_version.add_metric([version], figures.labeled)
+        yield labeled_by_version
+        for name in ("accuracy", "roc_auc", "rmse", "mae"):
+            gauge = GaugeMetricFamily(
+                PREFIX + name + "_by_version",
+                f"{name} over the last evaluated window's labels, by the model version that answered.",
+                labels=["version"],
+            )
+            for version, figures in by_version.items():
+                value = getattr(figures, name)
+                if value is not None:
+                    gauge.add_metric([version], value)
+            yield gauge
         rates = GaugeMetricFamily(
             PREFIX + "selection_rate",
             "Share of rows predicted positive, per group of a sensitive attribute.",

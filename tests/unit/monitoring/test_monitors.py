@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import prometheus_client
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 from scipy.spatial import distance
 
-from mlsteward.monitoring import batches, monitors, profiles, verdicts, views, windows
+from mlsteward.monitoring import batches, metrics, monitors, profiles, verdicts, views, windows
 
 SHIFTED = {"age", "balance", "purpose", "channel"}
 
@@ -303,6 +305,18 @@ def test_labelled_performance_is_kept_per_model_version_and_matches_a_direct_com
         assert by_version[version]["rocAuc"] == pytest.approx(exact_auc, abs=0.002)
         assert by_version[version]["rmse"] is None
     assert by_version["4"]["accuracy"] < by_version["3"]["accuracy"] - 0.2
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(metrics.MonitorCollector(monitor))
+    exposed = {
+        (s.name, s.labels.get("version")): s.value
+        for family in text_string_to_metric_families(prometheus_client.generate_latest(registry).decode())
+        for s in family.samples
+    }
+    for version, figures in by_version.items():
+        assert exposed["mlsteward_monitor_labeled_rows_by_version", version] == figures["labeled"]
+        assert exposed["mlsteward_monitor_accuracy_by_version", version] == pytest.approx(figures["accuracy"])
+        assert exposed["mlsteward_monitor_roc_auc_by_version", version] == pytest.approx(figures["rocAuc"])
+    assert ("mlsteward_monitor_rmse_by_version", "3") not in exposed
 
 
 def test_a_sliding_window_by_time_moves_one_pane_duration_at_a_time(
