@@ -1,5 +1,6 @@
 """The safe model loop on the real control plane: approval, canary steps with analysis,
-promotion, automatic rollback, the kill switch, and retraining requests from a Monitor.
+promotion, automatic rollback (errors, drifted predictions, worse labelled performance), the
+kill switch, and retraining requests from a Monitor.
 
 The one stand-in: a serving pod's metrics endpoint. KWOK pods run no container, so the test
 serves ``/metrics`` (and the Monitor's ``/summary``) itself from a real HTTP server bound to the
@@ -341,6 +342,42 @@ def test_a_bad_challenger_is_rolled_back_automatically_for_errors_and_for_drifte
     assert analysis["verdict"] == "Failed" and analysis["disagreement"] > 0.1 and analysis["step"] == 1
     assert _routing(kit)["challenger"] is None and _status(kit)["activeVersion"] == 1
     assert any(e["reason"] == "RolledBack" and e["type"] == "Warning" for e in kit.events("serve"))
+
+
+def test_a_canary_with_worse_labelled_accuracy_is_rolled_back_for_performance(
+    kit: Kit,
+    start_operator: Callable[..., OperatorProcess],
+    bound_store: str,
+    pod_endpoint: Callable[[str, int], _PodEndpoint],
+) -> None:
+    port = controlplane.free_port()  # one stand-in answers both /metrics and the monitor's /summary
+    start_operator(*TRAINING_POOL, "--server-port", str(port), "--monitor-port", str(port))
+    kit.apply(_model("credit"))
+    _train(kit, 1, "a" * 64)
+    split: Json = {"trafficPercent": 50, "steps": [100], "analysis": {
+        "interval": "1s", "minRequests": 10, "minLabels": 50, "maxPerformanceDecrease": 0.05}}  # fmt: skip
+    kit.apply(_deployment(split))
+    kit.apply({"apiVersion": API, "kind": "Monitor", "metadata": {"name": "watch"},
+               "spec": {"deploymentRef": {"name": "serve"}}})  # fmt: skip
+    endpoint = pod_endpoint(_serving_pod_ip(kit, containers=2), port)
+    endpoint.summary = {
+        **_summary(False),
+        "performanceByVersion": {
+            "1": {"labeled": 400, "accuracy": 0.91, "rocAuc": 0.88, "rmse": None, "mae": None},
+            "2": {"labeled": 120, "accuracy": 0.78, "rocAuc": 0.87, "rmse": None, "mae": None},
+        },
+    }
+    _train(kit, 2, "b" * 64)
+    kit.wait_for("the rollback", lambda: _phase(kit) == "RolledBack", timeout=30)
+    status = _status(kit)
+    analysis = status["rollout"]["lastAnalysis"]
+    assert analysis["verdict"] == "Failed" and analysis["step"] == 1
+    assert analysis["canaryAccuracy"] == 0.78 and analysis["stableAccuracy"] == 0.91
+    assert analysis["canaryLabels"] == 120 and analysis["stableLabels"] == 400
+    assert "performance: accuracy falls by 0.1300" in analysis["message"]
+    assert "rocAuc falls" not in analysis["message"] and "maxErrorRateIncrease" not in analysis["message"]
+    assert status["activeVersion"] == 1 and 2 in status["rejectedVersions"]
+    assert "performance" in status["history"][-1]["reason"] and _routing(kit)["challenger"] is None
 
 
 @pytest.mark.usefixtures("admission", "bound_store")
