@@ -432,6 +432,11 @@ def down(directory: pathlib.Path, grace_s: float = 10) -> list[str]:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+    # SIGKILL is asynchronous: a process can take a moment to die (longer on a busy machine),
+    # and "down" means gone, so wait for that too.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in targets.values()):
+        time.sleep(0.05)
     for component in targets:
         (pids_dir / f"{component}.pid").unlink(missing_ok=True)
     return stopped
