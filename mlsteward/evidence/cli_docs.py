@@ -31,10 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "findings, gates, promotion history, limitations, monitoring thresholds. Reads the Model through "
         "the current kubeconfig, or offline from --artifact.",
     )
-    parser.add_argument("model", nargs="?", help="the Model's name (omit with --artifact)")
-    parser.add_argument("--version", type=int, help="version number (default: the champion)")
-    parser.add_argument("--namespace", "-n", help="the Model's namespace (default: the kubeconfig's)")
-    parser.add_argument("--artifact", help="offline: the artifact URI (.../artifacts/sha256/<digest>)")
+    sources.add_version_arguments(parser)
     parser.add_argument("--store", help="read the artifact from this store location instead")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."), help="output directory")
     return parser
@@ -46,20 +43,13 @@ def main(argv: Sequence[str]) -> int:
         deployments: list[dict[str, Any]] = []
         monitors: list[dict[str, Any]] = []
         approvals: list[dict[str, Any]] = []
-        if args.artifact is not None:
-            if args.model is not None:
-                raise sources.EvidenceError("give a MODEL name or --artifact, not both")
-            record = sources.offline_version(args.artifact)
-        elif args.model is not None:
-            kube = cluster.Cluster.from_environment()
-            record = sources.read_version(kube, args.namespace or kube.namespace, args.model, args.version)
+        record, kube = sources.resolve_version(args)
+        if kube is not None:
             assert record.namespace is not None and record.model is not None
             deployments = sources.deployments_of(kube, record.namespace, record.model)
             names = [str((d.get("metadata") or {}).get("name")) for d in deployments]
             monitors = sources.monitors_of(kube, record.namespace, names)
             approvals = sources.approvals_of(kube, record.namespace, record.digest)
-        else:
-            raise sources.EvidenceError("give a MODEL name (read from the cluster) or --artifact URI")
         with tempfile.TemporaryDirectory(prefix="mlsteward-docs-cache-") as cache:
             artifact = sources.open_artifact(
                 record.artifact_uri, record.digest, args.store, pathlib.Path(cache)

@@ -29,10 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "when library versions differ. Reads the Model through the current kubeconfig, or offline "
         "from --artifact.",
     )
-    parser.add_argument("model", nargs="?", help="the Model's name (omit with --artifact)")
-    parser.add_argument("--version", type=int, help="version number (default: the champion)")
-    parser.add_argument("--namespace", "-n", help="the Model's namespace (default: the kubeconfig's)")
-    parser.add_argument("--artifact", help="offline: the artifact URI (.../artifacts/sha256/<digest>)")
+    sources.add_version_arguments(parser)
     parser.add_argument("--spec", type=pathlib.Path, help="the Model spec, for artifacts without spec.json")
     parser.add_argument(
         "--store", help="read the artifact from this store location instead of the recorded URI's"
@@ -55,15 +52,7 @@ def main(argv: Sequence[str]) -> int:
     from mlsteward.evidence import reproduce  # the trainer's heavy imports, once the flags are sound
 
     try:
-        if args.artifact is not None:
-            if args.model is not None:
-                raise sources.EvidenceError("give a MODEL name or --artifact, not both")
-            record = sources.offline_version(args.artifact)
-        elif args.model is not None:
-            kube = cluster.Cluster.from_environment()
-            record = sources.read_version(kube, args.namespace or kube.namespace, args.model, args.version)
-        else:
-            raise sources.EvidenceError("give a MODEL name (read from the cluster) or --artifact URI")
+        record, _ = sources.resolve_version(args)
         override = _read_spec(args.spec) if args.spec is not None else None
         tolerance = reproduce.Tolerance(args.metric_tolerance, args.label_tolerance, args.score_tolerance)
         with tempfile.TemporaryDirectory(prefix="mlsteward-verify-cache-") as cache:

@@ -6,6 +6,7 @@ the digest before anything is read (an artifact that fails is refused, never hal
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import pathlib
@@ -100,6 +101,26 @@ def offline_version(artifact_uri: str) -> VersionRecord:
     except (StoreError, artifacts.ArtifactError) as error:
         raise EvidenceError(f"--artifact: {error}") from error
     return VersionRecord(None, None, None, {}, {}, artifact_uri, digest)
+
+
+def add_version_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that name one Model version: MODEL [--version] [-n] from the cluster, or --artifact."""
+    parser.add_argument("model", nargs="?", help="the Model's name (omit with --artifact)")
+    parser.add_argument("--version", type=int, help="version number (default: the champion)")
+    parser.add_argument("--namespace", "-n", help="the Model's namespace (default: the kubeconfig's)")
+    parser.add_argument("--artifact", help="offline: the artifact URI (.../artifacts/sha256/<digest>)")
+
+
+def resolve_version(args: argparse.Namespace) -> tuple[VersionRecord, cluster_module.Cluster | None]:
+    """The version :func:`add_version_arguments` names, and the cluster client when it came from one."""
+    if args.artifact is not None:
+        if args.model is not None:
+            raise EvidenceError("give a MODEL name or --artifact, not both")
+        return offline_version(args.artifact), None
+    if args.model is None:
+        raise EvidenceError("give a MODEL name (read from the cluster) or --artifact URI")
+    kube = cluster_module.Cluster.from_environment()
+    return read_version(kube, args.namespace or kube.namespace, args.model, args.version), kube
 
 
 def open_artifact(
