@@ -238,16 +238,9 @@ def run(directory: pathlib.Path, *, rows: int = 20_000, exit_when_done: bool = F
         infer_url = f"http://{ip}:8080/v2/models/{MODEL}/infer"
 
         frame = pd.read_parquet(normal)
-        numeric = [
-            "income",
-            "debt_ratio",
-            "loan_amount",
-            "term_months",
-            "employment_years",
-            "credit_history_years",
-            "delinquencies",
-        ]
-        categorical = ["purpose", "home_ownership"]
+        from mlsteward.training import datasets
+
+        numeric, categorical = list(datasets.NUMERIC), list(datasets.EXAMPLE_CATEGORICAL)
         answer = httpx.post(
             infer_url, json=traffic.infer_body(frame.head(1), numeric, categorical), timeout=30
         ).json()

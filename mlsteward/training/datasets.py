@@ -44,7 +44,8 @@ NUMERIC = (
 )
 TARGET = "default"
 # The features of the example Model (examples/credit-model.yaml): region is left out there.
-EXAMPLE_FEATURES = (*NUMERIC, "purpose", "home_ownership")
+EXAMPLE_CATEGORICAL = ("purpose", "home_ownership")
+EXAMPLE_FEATURES = (*NUMERIC, *EXAMPLE_CATEGORICAL)
 
 _RACES = ("white", "black", "hispanic", "asian", "other")
 _RACE_P = (0.60, 0.14, 0.17, 0.06, 0.03)

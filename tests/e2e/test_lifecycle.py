@@ -23,21 +23,12 @@ import yaml
 
 from mlsteward.dev import stack, traffic
 from mlsteward.store import artifacts
+from mlsteward.training import datasets as generator
 
 NAMESPACE = "e2e"
 MODEL = "credit-risk"
-FEATURES = [
-    "income",
-    "debt_ratio",
-    "loan_amount",
-    "term_months",
-    "employment_years",
-    "credit_history_years",
-    "delinquencies",
-    "purpose",
-    "home_ownership",
-]
-CATEGORICAL = ["purpose", "home_ownership"]
+FEATURES = list(generator.EXAMPLE_FEATURES)
+CATEGORICAL = list(generator.EXAMPLE_CATEGORICAL)
 SHIFTED = {"income", "debt_ratio", "purpose", "home_ownership"}
 UNSHIFTED = {"term_months", "employment_years", "credit_history_years"}
 Json = dict[str, Any]
@@ -151,7 +142,7 @@ def _server_ip(local_stack: stack.Stack, *, with_monitor: bool = False) -> str:
     return str(stack.wait_for("one Ready serving pod", ready_ip, 180, local_stack))
 
 
-NUMERIC = [f for f in FEATURES if f not in CATEGORICAL]
+NUMERIC = list(generator.NUMERIC)
 
 
 def _infer_body(frame: pd.DataFrame) -> Json:

@@ -29,19 +29,9 @@ from mlsteward.training import datasets as generator
 NAMESPACE = "e2e-rollout"
 NAME = "credit-loop"
 DATASET = "credit-loop.parquet"
-FEATURES = [
-    "income",
-    "debt_ratio",
-    "loan_amount",
-    "term_months",
-    "employment_years",
-    "credit_history_years",
-    "delinquencies",
-    "purpose",
-    "home_ownership",
-]
-CATEGORICAL = ["purpose", "home_ownership"]
-NUMERIC = [f for f in FEATURES if f not in CATEGORICAL]
+FEATURES = list(generator.EXAMPLE_FEATURES)
+CATEGORICAL = list(generator.EXAMPLE_CATEGORICAL)
+NUMERIC = list(generator.NUMERIC)
 DEPLOYMENTS = "deployments.mlsteward.io"
 Json = dict[str, Any]
 
