@@ -35,6 +35,8 @@ PART_SIZE = 8 << 20
 """Bytes per part (S3's minimum part size is 5 MiB); objects up to this size go in one request."""
 WORKERS = 8
 """Parts in flight at once, per object."""
+FIRST_RANGE = 1 << 20
+"""Bytes asked for by a download's first request, which also learns the object's size."""
 SHA256_METADATA = "sha256"
 
 
@@ -140,16 +142,20 @@ def download_hashing(
     part_size: int = PART_SIZE,
     workers: int = WORKERS,
 ) -> str:
-    """Download ``bucket/key`` into ``target`` and return the sha256 of the bytes written."""
-    size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    """Download ``bucket/key`` into ``target`` and return the sha256 of the bytes written.
+
+    The first range's answer carries the object's size (``Content-Range``), so no HEAD
+    request precedes it: an object up to ``FIRST_RANGE`` takes one request. That range is
+    small so that larger objects wait no longer for it than for a HEAD before their other
+    ranges go out in parallel.
+    """
     digest = hashlib.sha256()
     with target.open("w+b") as sink:  # read back for hashing
-        if size <= part_size:
-            for chunk in client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
-                digest.update(chunk)
-                sink.write(chunk)
+        first, size = _first_range(client, bucket, key, min(FIRST_RANGE, part_size))
+        digest.update(first)
+        sink.write(first)
+        if size <= len(first):
             return digest.hexdigest()
-
         descriptor = sink.fileno()
 
         def fetch(start: int) -> int:
@@ -167,7 +173,7 @@ def download_hashing(
         # flight costs no memory, and a slow range does not leave the other workers idle.
         window = 4 * workers
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="s3-download") as pool:
-            starts = iter(range(0, size, part_size))
+            starts = iter(range(len(first), size, part_size))
             pending = collections.deque((s, pool.submit(fetch, s)) for s in itertools.islice(starts, window))
             try:
                 while pending:
@@ -182,3 +188,24 @@ def download_hashing(
                     waiting.cancel()
                 raise
     return digest.hexdigest()
+
+
+def _first_range(client: S3Client, bucket: str, key: str, length: int) -> tuple[bytes, int]:
+    """The object's first ``length`` bytes and its total size, from one ranged GET."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "InvalidRange":
+            return b"", 0  # an empty object has no byte 0
+        raise
+    body: bytes = answer["Body"].read()
+    # "bytes 0-8388607/52428800"; absent when a server ignores the range and sends it all.
+    total = answer.get("ContentRange", "").rpartition("/")[2]
+    if not total.isdigit():
+        return body, len(body)
+    size = int(total)
+    if len(body) != min(length, size):
+        raise OSError(f"s3://{bucket}/{key}: short read of the first range (the object changed?)")
+    return body, size

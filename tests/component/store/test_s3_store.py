@@ -19,7 +19,11 @@ from mlsteward.store.errors import StoreError
 
 
 def _files() -> dict[str, bytes | pathlib.Path]:
-    return {"model.onnx": b"\x08\x07" + os.urandom(4096), "profile.json": b'{"rows": 3}\n'}
+    return {
+        "model.onnx": b"\x08\x07" + os.urandom(4096),
+        "profile.json": b'{"rows": 3}\n',
+        "notes.txt": b"",  # an empty object has no byte range to ask for
+    }
 
 
 def test_an_artifact_round_trips_through_the_bucket_and_is_cached_locally(
@@ -32,6 +36,7 @@ def test_an_artifact_round_trips_through_the_bucket_and_is_cached_locally(
     assert store.exists(ref.digest)
     fetched = store.fetch(ref.digest, cache_dir)
     assert fetched.read("model.onnx") == files["model.onnx"]
+    assert fetched.read("notes.txt") == b""
     assert fetched.path == cache_dir / "artifacts" / "sha256" / ref.digest
     # A second fetch is served from the verified cache.
     assert store.fetch(ref.digest, cache_dir).path == fetched.path
