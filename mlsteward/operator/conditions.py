@@ -50,6 +50,12 @@ class Reason(enum.StrEnum):
     PARITY_FAILED = "ParityFailed"
     DIGEST_MISMATCH = "DigestMismatch"
     ESTIMATOR_INVALID = "EstimatorInvalid"
+    STORE_CREDENTIALS_REJECTED = "StoreCredentialsRejected"
+    STORE_ACCESS_DENIED = "StoreAccessDenied"
+    STORE_BUCKET_MISSING = "StoreBucketMissing"
+    STORE_UNREACHABLE = "StoreUnreachable"
+    ARTIFACT_DIGEST_MISMATCH = "ArtifactDigestMismatch"
+    STORE_FAILED = "StoreFailed"
     INTERNAL_ERROR = "InternalError"
     # Deployment
     MODEL_NOT_FOUND = "ModelNotFound"
@@ -95,6 +101,12 @@ TRAINER_REASONS = frozenset(
         Reason.PARITY_FAILED,
         Reason.DIGEST_MISMATCH,
         Reason.ESTIMATOR_INVALID,
+        Reason.STORE_CREDENTIALS_REJECTED,
+        Reason.STORE_ACCESS_DENIED,
+        Reason.STORE_BUCKET_MISSING,
+        Reason.STORE_UNREACHABLE,
+        Reason.ARTIFACT_DIGEST_MISMATCH,
+        Reason.STORE_FAILED,
         Reason.INTERNAL_ERROR,
     }
 )

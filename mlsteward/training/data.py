@@ -81,7 +81,10 @@ def fetch(uri: str, declared_format: str | None, pinned_sha256: str | None) -> R
                 "path (a mounted volume), file://, http(s):// or s3://"
             )
     except StoreError as error:
-        raise errors.DataInvalidError(f"cannot read dataset {uri}: {error} ({error.reason})") from error
+        message = f"cannot read dataset {uri}: {error} ({error.reason})"
+        if error.reason in ("ObjectMissing", "InvalidLocation"):
+            raise errors.DataInvalidError(message) from error  # the spec names no such object
+        raise errors.store_failure(error, message) from error
     except urllib.error.HTTPError as error:
         raise errors.DataInvalidError(
             f"cannot download dataset {uri}: HTTP {error.code} {error.reason}"

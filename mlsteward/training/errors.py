@@ -2,12 +2,15 @@
 
 Every failure the trainer knows about is a :class:`TrainingError`; the runner turns it into the
 outcome line, and the exit code follows from the reason: 2 for bad input (data, spec, policy,
-digest, estimator), 1 for everything else.
+digest, estimator), 1 for everything else (store failures included: a network fault or a
+fixed Secret may let the Job's retry succeed).
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+from mlsteward.store.errors import StoreError, StoreReason
 
 Reason = Literal[
     "DataInvalid",
@@ -16,6 +19,12 @@ Reason = Literal[
     "ParityFailed",
     "DigestMismatch",
     "EstimatorInvalid",
+    "StoreCredentialsRejected",
+    "StoreAccessDenied",
+    "StoreBucketMissing",
+    "StoreUnreachable",
+    "ArtifactDigestMismatch",
+    "StoreFailed",
     "InternalError",
 ]
 REASONS: tuple[Reason, ...] = (
@@ -25,8 +34,23 @@ REASONS: tuple[Reason, ...] = (
     "ParityFailed",
     "DigestMismatch",
     "EstimatorInvalid",
+    "StoreCredentialsRejected",
+    "StoreAccessDenied",
+    "StoreBucketMissing",
+    "StoreUnreachable",
+    "ArtifactDigestMismatch",
+    "StoreFailed",
     "InternalError",
 )
+# The object store's reasons (mlsteward.store.errors) as the trainer reports them: prefixed
+# with Store (or Artifact), so a Model's status says which side failed.
+_STORE_REASONS: dict[StoreReason, Reason] = {
+    "CredentialsRejected": "StoreCredentialsRejected",
+    "AccessDenied": "StoreAccessDenied",
+    "BucketMissing": "StoreBucketMissing",
+    "Unreachable": "StoreUnreachable",
+    "DigestMismatch": "ArtifactDigestMismatch",
+}
 # Bad input: the caller can fix it by changing the spec or the data.
 _BAD_INPUT: frozenset[Reason] = frozenset(
     {"DataInvalid", "PolicyViolation", "DigestMismatch", "EstimatorInvalid"}
@@ -85,8 +109,22 @@ class ParityFailedError(TrainingError):
     reason: Reason = "ParityFailed"
 
 
+class StoreFailureError(TrainingError):
+    """The artifact store (or a dataset's bucket) refused or could not be reached; the reason
+    says how (credentials, access, bucket, network after retries, a checksum the store refused)."""
+
+    def __init__(self, message: str, reason: Reason) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def store_failure(error: StoreError, message: str) -> StoreFailureError:
+    """The trainer's error for a store failure, keeping the store's precise reason."""
+    return StoreFailureError(message, _STORE_REASONS.get(error.reason, "StoreFailed"))
+
+
 class InternalError(TrainingError):
-    """Anything else: a bug, a conversion failure, a store that cannot be written."""
+    """Anything else: a bug, a conversion failure, an artifact that cannot be assembled."""
 
     reason: Reason = "InternalError"
 

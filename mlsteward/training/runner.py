@@ -433,6 +433,8 @@ def _write(
     }
     try:
         ref = stores.open_store(config.store).put(files)
-    except (OSError, artifacts.ArtifactError, StoreError) as error:
+    except StoreError as error:
+        raise errors.store_failure(error, f"cannot write the artifact to {config.store}: {error}") from error
+    except (OSError, artifacts.ArtifactError) as error:
         raise errors.InternalError(f"cannot write the artifact to {config.store}: {error}") from error
     return ref.digest, ref.uri

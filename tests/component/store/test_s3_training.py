@@ -126,17 +126,42 @@ def test_a_missing_dataset_object_is_a_readable_data_error(
     assert "absent.parquet" in outcome["message"] and "no such object" in outcome["message"]
 
 
-def test_wrong_credentials_for_the_store_fail_training_with_a_readable_reason(
+def test_wrong_credentials_for_the_store_fail_training_with_their_own_reason(
     minio_server: minio.MinioServer, bucket: str, dataset_bytes: bytes, tmp_path: pathlib.Path
 ) -> None:
     data = tmp_path / "credit.parquet"
     data.write_bytes(dataset_bytes)
+    termination = tmp_path / "termination-log"
     code, outcome = _train(
         minio_server,
         _spec(data.as_uri()),
         f"s3://{bucket}/models",
         tmp_path,
+        "--termination-message-path",
+        str(termination),
         env={"AWS_SECRET_ACCESS_KEY": "not-the-secret"},
     )
     assert code == 1 and outcome["outcome"] == "failed", outcome
-    assert "rejected the credentials" in outcome["message"] and bucket in outcome["message"], outcome
+    # The pod's termination message is what the operator reads into the Model's status.
+    written = json.loads(termination.read_bytes())
+    assert written == outcome and written["reason"] == "StoreCredentialsRejected", written
+    assert "rejected the credentials (SignatureDoesNotMatch)" in written["message"], written
+    assert f"s3://{bucket}/models" in written["message"], written
+
+
+def test_a_dataset_in_a_bucket_that_does_not_exist_fails_before_training_with_its_own_reason(
+    minio_server: minio.MinioServer, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    termination = tmp_path / "termination-log"
+    code, outcome = _train(
+        minio_server,
+        _spec("s3://no-such-bucket-here/data/credit.parquet"),
+        f"s3://{bucket}/models",
+        tmp_path,
+        "--termination-message-path",
+        str(termination),
+    )
+    written = json.loads(termination.read_bytes())
+    assert code == 1 and written == outcome and written["reason"] == "StoreBucketMissing", written
+    assert "s3://no-such-bucket-here/data/credit.parquet" in written["message"], written
+    assert "bucket does not exist" in written["message"], written

@@ -191,6 +191,26 @@ def test_a_failing_new_version_keeps_the_champion_and_stalls_with_the_trainers_r
     assert result.status["aliases"] == {"champion": 1}
 
 
+def test_a_store_failure_reaches_the_version_and_the_stalled_condition_with_its_own_reason() -> None:
+    started = plan(body())
+    text = "cannot write the artifact to s3://models: s3://models/...: the bucket does not exist"
+    for reason in (
+        "StoreBucketMissing",
+        "StoreCredentialsRejected",
+        "StoreUnreachable",
+        "ArtifactDigestMismatch",
+    ):
+        failed = json.dumps({"outcome": "failed", "reason": reason, "message": text})
+        result = plan(
+            body(status=started.status), jobs=[job(1, finished="Failed")], messages={"credit-v1": failed}
+        )
+        [v1] = result.status["versions"]
+        assert (v1["phase"], v1["reason"], v1["message"]) == ("Failed", reason, text)
+        assert conditions(result.status)["Stalled"] == ("True", reason)
+        [event] = result.events
+        assert event.reason == reason and text in event.message
+
+
 def test_a_gate_failure_is_kept_for_audit_but_never_promoted() -> None:
     started = plan(body())
     result = plan(
