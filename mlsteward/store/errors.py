@@ -6,6 +6,7 @@ from typing import Literal
 
 StoreReason = Literal[
     "InvalidLocation",
+    "InvalidSetting",
     "CredentialsRejected",
     "AccessDenied",
     "BucketMissing",

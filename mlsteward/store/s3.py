@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import pathlib
 import re
@@ -26,14 +27,16 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlsteward.store import artifacts, transfers
+from mlsteward.store import artifacts, cleanup, transfers
 from mlsteward.store.errors import StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
+log = logging.getLogger("mlsteward.store.s3")
+
 _CHUNK = 1 << 20
-_OBJECTS_METADATA = "objects"
+_OBJECTS_METADATA = cleanup.OBJECTS_METADATA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,8 @@ class S3Settings:
     max_attempts: int = 4
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
+    abandoned_after_s: float = cleanup.ABANDONED_AFTER_S
+    """Age after which an unfinished upload's folder is removed (mlsteward.store.cleanup)."""
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> S3Settings:
@@ -58,7 +63,25 @@ class S3Settings:
             addressing_style=env.get("MLSTEWARD_S3_ADDRESSING_STYLE") or ("path" if endpoint else "auto"),
             access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            abandoned_after_s=abandoned_after(env),
         )
+
+
+def abandoned_after(env: Mapping[str, str]) -> float:
+    """``MLSTEWARD_STORE_ABANDONED_AFTER_S`` (seconds, default one hour), checked."""
+    text = env.get("MLSTEWARD_STORE_ABANDONED_AFTER_S") or ""
+    if not text:
+        return cleanup.ABANDONED_AFTER_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise StoreError(
+            "InvalidSetting",
+            f"MLSTEWARD_STORE_ABANDONED_AFTER_S must be a number of seconds >= 0, got {text!r}",
+        )
+    return value
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -150,13 +173,15 @@ class S3ArtifactStore:
     hashing while uploading, and then writes ``<prefix>/artifacts/sha256/<digest>/manifest.json``
     last, with the upload's folder in the manifest object's metadata. Until that manifest
     exists the upload is invisible; a killed upload leaves only unreferenced objects (and
-    incomplete multipart uploads, which a bucket lifecycle rule aborts).
+    perhaps an incomplete multipart upload), which a later ``put`` removes once they are
+    older than ``abandoned_after_s`` (mlsteward.store.cleanup).
     """
 
     def __init__(self, location: str, settings: S3Settings, client: S3Client | None = None) -> None:
         self.bucket, self.prefix = parse_s3_uri(location)
         self.location = location.rstrip("/")
         self._client = client or make_client(settings)
+        self.abandoned_after_s = settings.abandoned_after_s
 
     def _join(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
@@ -191,8 +216,11 @@ class S3ArtifactStore:
             # Same content already stored (content addressing): keep that copy, drop this one.
             self._delete(f"{folder}/{name}" for name in digests)
         else:
+            # The marker first, so that a listing tells which folder the manifest names.
+            marker = self._key(digest, f"{cleanup.MARKER_PREFIX}{upload}")
             key = self._key(digest, artifacts.MANIFEST_NAME)
             try:
+                self._client.put_object(Bucket=self.bucket, Key=marker, Body=b"")
                 self._client.put_object(
                     Bucket=self.bucket,
                     Key=key,
@@ -202,7 +230,17 @@ class S3ArtifactStore:
                 )
             except Exception as error:
                 raise describe_failure(error, f"upload of s3://{self.bucket}/{key}") from error
+        self.collect_abandoned()
         return artifacts.ArtifactRef(digest=digest, uri=self.uri(digest))
+
+    def collect_abandoned(self, abandoned_after_s: float | None = None) -> list[str]:
+        """Remove the folders of uploads killed midway (mlsteward.store.cleanup); never fails."""
+        age = self.abandoned_after_s if abandoned_after_s is None else abandoned_after_s
+        try:
+            return cleanup.collect_uploads(self._client, self.bucket, self._join("artifacts"), age)
+        except Exception as error:  # only space is at stake: the artifact is written
+            log.warning("could not collect abandoned uploads in %s: %s", self.location, error)
+            return []
 
     def _delete(self, keys: Iterable[str]) -> None:
         for key in keys:

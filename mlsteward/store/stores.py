@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Protocol
 
-from mlsteward.store import artifacts, s3
+from mlsteward.store import artifacts, cleanup, s3
 from mlsteward.store.errors import StoreError
 
 
@@ -42,12 +42,23 @@ class ArtifactStore(Protocol):
 class LocalArtifactStore:
     """Artifacts in a directory: a PersistentVolumeClaim mount in a cluster, any folder on a laptop."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, abandoned_after_s: float = cleanup.ABANDONED_AFTER_S) -> None:
         self.root = root
         self.location = root.resolve().as_uri()
+        self.abandoned_after_s = abandoned_after_s
 
     def put(self, files: Mapping[str, bytes | pathlib.Path]) -> artifacts.ArtifactRef:
-        return artifacts.write_artifact(self.root, files)
+        ref = artifacts.write_artifact(self.root, files)
+        self.collect_abandoned()
+        return ref
+
+    def collect_abandoned(self, abandoned_after_s: float | None = None) -> list[str]:
+        """Remove staging directories of writers killed midway (mlsteward.store.cleanup)."""
+        age = self.abandoned_after_s if abandoned_after_s is None else abandoned_after_s
+        try:
+            return cleanup.collect_staging(self.root / "artifacts" / ".staging", age)
+        except OSError:  # only space is at stake: the artifact is written
+            return []
 
     def exists(self, digest: str) -> bool:
         try:
@@ -66,14 +77,13 @@ class LocalArtifactStore:
 
 def open_store(location: str, env: Mapping[str, str] | None = None) -> ArtifactStore:
     """The store at ``location``: ``/abs/path``, ``file:///abs/path`` or ``s3://bucket/prefix``."""
+    env = os.environ if env is None else env
     if location.startswith("s3://"):
-        return s3.S3ArtifactStore(
-            location, s3.S3Settings.from_environment(os.environ if env is None else env)
-        )
+        return s3.S3ArtifactStore(location, s3.S3Settings.from_environment(env))
     if location.startswith("file://"):
-        return LocalArtifactStore(pathlib.Path(urllib.parse.urlparse(location).path))
+        return LocalArtifactStore(pathlib.Path(urllib.parse.urlparse(location).path), s3.abandoned_after(env))
     if location.startswith("/"):
-        return LocalArtifactStore(pathlib.Path(location))
+        return LocalArtifactStore(pathlib.Path(location), s3.abandoned_after(env))
     raise StoreError(
         "InvalidLocation", f"unsupported store location {location!r}: use /path, file:// or s3://"
     )

@@ -10,12 +10,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mlsteward.dev import minio
 from mlsteward.store import artifacts, s3, stores, transfers
 from mlsteward.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 
 def _files() -> dict[str, bytes | pathlib.Path]:
@@ -225,3 +229,87 @@ def test_a_dataset_object_streams_in_chunks(s3_settings: s3.S3Settings, bucket: 
     with pytest.raises(StoreError) as raised:
         list(s3.stream_object(f"s3://{bucket}/data/missing.csv", s3_settings))
     assert raised.value.reason == "ObjectMissing"
+
+
+def _upload_folders(client: S3Client, bucket: str) -> set[str]:
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="artifacts/objects/").get("Contents", [])
+    return {o["Key"].split("/")[2] for o in listed}
+
+
+def _start_uploader(server: minio.MinioServer, bucket: str, big: pathlib.Path) -> subprocess.Popen[str]:
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", _UPLOADER, f"s3://{bucket}", str(big)],
+        env=dict(os.environ, **server.env()),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert uploader.stdout is not None and uploader.stdout.readline().strip() == "uploading"
+    return uploader
+
+
+def _wait_for_new_folder(client: S3Client, bucket: str, known: set[str]) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = _upload_folders(client, bucket) - known
+        if new:
+            [folder] = new
+            return folder
+        time.sleep(0.01)
+    raise AssertionError("the uploader's first object never appeared")
+
+
+def test_a_write_removes_upload_folders_abandoned_by_a_killed_uploader_and_nothing_else(
+    minio_server: minio.MinioServer, s3_settings: s3.S3Settings, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    client = s3.make_client(s3_settings)
+    store = s3.S3ArtifactStore(f"s3://{bucket}", dataclasses.replace(s3_settings, abandoned_after_s=4))
+    finished = store.put(_files())
+    # An artifact written before markers existed: its manifest's metadata alone names its folder.
+    legacy = store.put({"model.onnx": b"\x08\x07legacy"})
+    [marker] = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=bucket, Prefix=f"artifacts/sha256/{legacy.digest}/")[
+            "Contents"
+        ]
+        if "/.upload-" in o["Key"]
+    ]
+    client.delete_object(Bucket=bucket, Key=marker)
+    kept = _upload_folders(client, bucket)
+    assert len(kept) == 2
+
+    # A trainer killed midway: its first object landed, the 200 MB one was in flight.
+    big = tmp_path / "model.onnx"
+    big.write_bytes(os.urandom(200 << 20))
+    killed = _start_uploader(minio_server, bucket, big)
+    killed_folder = _wait_for_new_folder(client, bucket, kept)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(10)
+    time.sleep(5)  # the leftovers (and the finished artifacts) are now older than 4 s
+
+    # An upload in progress: its first object landed, the next file is read from a pipe.
+    pipe = tmp_path / "slow.onnx"
+    os.mkfifo(pipe)
+    writing = _start_uploader(minio_server, bucket, pipe)
+    writing_folder = _wait_for_new_folder(client, bucket, kept | {killed_folder})
+
+    store.put({"model.onnx": b"\x08\x07another"})  # the write that collects
+    folders = _upload_folders(client, bucket)
+    assert killed_folder not in folders, "the killed upload's folder is left behind"
+    assert kept | {writing_folder} <= folders
+    incomplete = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert not [u for u in incomplete if killed_folder in u["Key"]], incomplete
+    for ref in (finished, legacy):
+        assert store.fetch(ref.digest, tmp_path / "cache").digest == ref.digest
+
+    # The upload in progress completes untouched.
+    pipe.write_bytes(b"\x08\x07slow")
+    assert writing.stdout is not None and writing.stdout.readline().strip() == "done"
+    assert writing.wait(30) == 0
+    expected = artifacts.manifest_bytes(
+        {"a-small.json": artifacts.sha256_bytes(b"{}"), "model.onnx": artifacts.sha256_bytes(b"\x08\x07slow")}
+    )
+    assert (
+        store.fetch(artifacts.sha256_bytes(expected), tmp_path / "cache").read("model.onnx")
+        == b"\x08\x07slow"
+    )

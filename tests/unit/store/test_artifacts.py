@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import time
 
 import pytest
 
-from mlsteward.store import artifacts
+from mlsteward.store import artifacts, stores
 
 
 def _files() -> dict[str, bytes | pathlib.Path]:
@@ -95,3 +97,24 @@ def test_a_failure_while_writing_leaves_no_partial_artifact(tmp_path: pathlib.Pa
         artifacts.write_artifact(tmp_path / "store", {"a.json": b"{}", "model.onnx": missing})
     assert list((tmp_path / "store" / "artifacts" / ".staging").iterdir()) == []
     assert not (tmp_path / "store" / "artifacts" / "sha256").exists()
+
+
+def test_a_write_removes_staging_directories_abandoned_for_longer_than_the_age(
+    tmp_path: pathlib.Path,
+) -> None:
+    """What a writer killed midway leaves: a staging directory that no write touches again."""
+    staging = tmp_path / "artifacts" / ".staging"
+    abandoned, active = staging / "artifact-killed", staging / "artifact-writing"
+    for directory in (abandoned, active):
+        (directory / "model.onnx").parent.mkdir(parents=True)
+        (directory / "model.onnx").write_bytes(b"partial")
+    long_ago = time.time() - 120
+    for path in (abandoned / "model.onnx", abandoned, active):
+        os.utime(path, (long_ago, long_ago))  # the active one's file was written just now
+    finished = stores.LocalArtifactStore(tmp_path, abandoned_after_s=60).put(_files())
+    assert sorted(p.name for p in staging.iterdir()) == ["artifact-writing"]
+    assert stores.LocalArtifactStore(tmp_path).exists(finished.digest)
+    # With the default age (an hour) nothing younger is touched.
+    os.utime(active / "model.onnx", (long_ago, long_ago))
+    assert stores.LocalArtifactStore(tmp_path).collect_abandoned() == []
+    assert stores.LocalArtifactStore(tmp_path).collect_abandoned(60) == ["artifact-writing"]
