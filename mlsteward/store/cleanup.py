@@ -143,10 +143,11 @@ def _add_multipart(
     client: S3Client, bucket: str, objects: str, folders: dict[str, _Folder], cutoff: datetime.datetime
 ) -> None:
     """Incomplete multipart uploads count as activity: their newest part, else their start."""
-    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=objects):
+    # No Prefix: MinIO lists a prefix's multipart uploads only when it is a whole key.
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
         for item in page.get("Uploads", []):
             upload = item["Key"][len(objects) :].partition("/")[0]
-            if not _UPLOAD_ID.match(upload):
+            if not item["Key"].startswith(objects) or not _UPLOAD_ID.match(upload):
                 continue
             folder = folders[upload]
             folder.multipart.append((item["Key"], item["UploadId"]))

@@ -283,6 +283,13 @@ def test_a_write_removes_upload_folders_abandoned_by_a_killed_uploader_and_nothi
     big.write_bytes(os.urandom(200 << 20))
     killed = _start_uploader(minio_server, bucket, big)
     killed_folder = _wait_for_new_folder(client, bucket, kept)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not [
+        u
+        for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        if killed_folder in u["Key"]
+    ]:
+        time.sleep(0.01)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait(10)
     time.sleep(5)  # the leftovers (and the finished artifacts) are now older than 4 s
@@ -298,7 +305,7 @@ def test_a_write_removes_upload_folders_abandoned_by_a_killed_uploader_and_nothi
     assert killed_folder not in folders, "the killed upload's folder is left behind"
     assert kept | {writing_folder} <= folders
     incomplete = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    assert not [u for u in incomplete if killed_folder in u["Key"]], incomplete
+    assert not [u for u in incomplete if killed_folder in u["Key"]], "its multipart upload was not aborted"
     for ref in (finished, legacy):
         assert store.fetch(ref.digest, tmp_path / "cache").digest == ref.digest
 
