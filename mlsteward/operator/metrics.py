@@ -50,7 +50,7 @@ def training_transitions(before: Mapping[str, Any], after: Mapping[str, Any]) ->
         if phase == "Failed":
             reason = conditions.to_reason(version.get("reason"), Reason.VERSION_FAILED)
             result.append(("failed", str(reason)))
-        elif version.get("cached") and previous is None:
+        elif version.get("cached"):  # by the operator (new) or by the Job (was Training)
             result.append(("cached", ""))
         else:
             result.append(("succeeded", ""))

@@ -28,6 +28,8 @@ class Outcome:
     gates: dict[str, Any] | None
     champion_comparison: dict[str, Any] | None = None
     """Wire shape of ``ChampionComparison`` when the Job scored a champion."""
+    reused: bool = False
+    """The Job verified an earlier artifact in the store and reused it (``--reuse-artifact``)."""
 
 
 class OutcomeError(ValueError):
@@ -86,6 +88,7 @@ def parse(text: str | None) -> Outcome:
         metrics=metrics,
         gates=gates,
         champion_comparison=_champion_comparison(document),
+        reused=succeeded and document.get("reused") is True,
     )
 
 

@@ -27,8 +27,10 @@ def build(
     gates: dict[str, Any] | None = None,
     champion_metrics: dict[str, float] | None = None,
     champion_comparison: dict[str, Any] | None = None,
+    reused: bool = False,
 ) -> dict[str, Any]:
-    """The outcome document; ``champion_*`` only when the run scored a champion (--champion-artifact)."""
+    """The outcome document; ``champion_*`` only when the run scored a champion (--champion-artifact),
+    ``reused`` only when it reused an earlier artifact instead of training (--reuse-artifact)."""
     if len(message) > _MESSAGE_LIMIT:
         message = message[: _MESSAGE_LIMIT - 3] + "..."
     document: dict[str, Any] = {
@@ -41,6 +43,8 @@ def build(
         "metrics": {k: v for k, v in (metrics or {}).items() if not math.isnan(v)},
         "gates": gates,
     }
+    if reused:
+        document["reused"] = True
     if champion_comparison is not None:
         document["champion_comparison"] = champion_comparison
         document["champion_metrics"] = (

@@ -63,4 +63,5 @@ def earlier_outcome(config: settings.TrainSettings, digest: str) -> dict[str, An
         spec_hash=spec_hash,
         metrics=holdout,
         gates={k: gates[k] for k in ("quality", "fairness", "promotable")},
+        reused=True,
     )

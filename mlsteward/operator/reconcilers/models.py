@@ -115,7 +115,7 @@ def documentation_message(v: Version) -> str:
     return f"version {v['version']} is not promotable: required documentation is empty ({fields})"
 
 
-def _finish(v: Version, job: dict[str, Any], message: str | None) -> common.Event:
+def _finish(v: Version, job: dict[str, Any], message: str | None, versions: list[Version]) -> common.Event:
     """Turn a finished Job (and its pod's termination message) into the version's outcome."""
     state, job_reason, job_message = _job_finished(job) or ("Failed", "", "")
     name = job["metadata"]["name"]
@@ -156,6 +156,8 @@ def _finish(v: Version, job: dict[str, Any], message: str | None) -> common.Even
             v["message"] = text
             return common.Event(Reason.LINEAGE_INCOMPLETE, text, "Warning")
         digest = (outcome.artifact or {}).get("digest", "")
+        if outcome.reused:
+            return _reused(v, digest, versions)
         return common.Event(
             Reason.VERSION_SUCCEEDED, f"version {v['version']} passed its gates: sha256:{digest}"
         )
@@ -164,6 +166,28 @@ def _finish(v: Version, job: dict[str, Any], message: str | None) -> common.Even
     v.update(phase="Failed", reason=str(reason))
     return common.Event(
         reason, f"version {v['version']} failed ({reason}): {outcome.message}"[:1024], "Warning"
+    )
+
+
+def _reused(v: Version, digest: str, versions: list[Version]) -> common.Event:
+    """A cache hit the training Job confirmed (S3 stores, --reuse-artifact): recorded and
+    announced like one the operator verified itself, though a short Job ran."""
+    v["cached"] = True
+    earlier = next(
+        (
+            o["version"]
+            for o in reversed(versions)
+            if o is not v
+            and o.get("phase") == "Succeeded"
+            and (o.get("artifact") or {}).get("digest") == digest
+        ),
+        None,
+    )
+    whose = f"version {earlier}'s" if earlier is not None else "an earlier version's"
+    return common.Event(
+        Reason.CACHE_HIT,
+        f"version {v['version']} reuses {whose} verified artifact sha256:{digest}; "
+        "its training Job verified it in the store and did not train",
     )
 
 
@@ -233,7 +257,7 @@ def plan(
                 common.Event(Reason.JOB_MISSING, f"version {v['version']} failed: {text}", "Warning")
             )
         elif _job_finished(found):
-            events.append(_finish(v, found, messages.get(found["metadata"]["name"])))
+            events.append(_finish(v, found, messages.get(found["metadata"]["name"]), versions))
 
     token = specs.retrain_token(body)
     newest = versions[-1] if versions else None

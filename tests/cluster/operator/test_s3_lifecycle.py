@@ -4,7 +4,8 @@ Everything is real: a MinIO server, the local stack (control plane, the developm
 that runs pods' real commands, the operator as a process under its own RBAC), the trainer in
 the training Job's pod and ``mlsteward serve`` in the serving pod. The credentials live in a
 Secret that only the pods read (``secretKeyRef``); the operator never sees them. A retraining
-request with the pinned dataset reuses the artifact after the Job verified it in the bucket.
+request with the pinned dataset reuses the artifact after the Job verified it in the bucket,
+and the version says ``cached: true`` with a CacheHit Event, as with a PVC store.
 """
 
 from __future__ import annotations
@@ -227,5 +228,26 @@ def test_a_retraining_request_reuses_the_artifact_the_job_verified_in_the_bucket
     assert v2["phase"] == "Succeeded", v2
     assert v2["artifact"] == before["artifact"]
     assert "reused the verified artifact" in v2.get("message", ""), v2
+    assert v2["cached"] is True, v2  # as with a PVC store, where the operator verifies it itself
     command = _get(local_stack, "jobs", f"{MODEL}-v2")["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[command.index("--reuse-artifact") + 1] == before["artifact"]["digest"]
+
+    def cache_hit() -> list[str]:
+        listed = json.loads(
+            _kubectl(
+                local_stack,
+                "get",
+                "events",
+                "-n",
+                NAMESPACE,
+                "--field-selector=reason=CacheHit",
+                "-o",
+                "json",
+            )
+        )["items"]
+        return [e["message"] for e in listed if e["involvedObject"]["name"] == MODEL]
+
+    messages = stack.wait_for("the CacheHit Event", cache_hit, 30, local_stack)
+    assert isinstance(messages, list) and len(messages) == 1, messages
+    message = str(messages[0])
+    assert f"version 2 reuses version 1's verified artifact sha256:{before['artifact']['digest']}" in message

@@ -7,13 +7,14 @@ from typing import Any
 
 from mlsteward.api import deployment as api_deployment
 from mlsteward.api import model as api_model
+from mlsteward.operator import metrics, specs
 from mlsteward.operator import settings as settings_module
-from mlsteward.operator import specs
 from mlsteward.operator.builders import common, monitoring, serving, training
 from mlsteward.operator.reconcilers import models
 
 OWNER = common.Owner(kind="Model", name="credit", namespace="risk", uid="uid-1")
 SETTINGS = settings_module.Settings()
+NOW = "2026-12-07T10:00:00Z"
 S3 = {
     "bucket": "models",
     "prefix": "team-a",
@@ -157,6 +158,43 @@ def test_with_an_s3_store_the_training_job_checks_and_reuses_the_cached_artifact
     )
     [job] = result.apply
     assert _flag(job["spec"]["template"]["spec"]["containers"][0]["command"], "--reuse-artifact") == "a" * 64
+
+
+def test_a_reuse_the_training_job_confirmed_is_recorded_and_announced_as_a_cache_hit() -> None:
+    model = _pinned({"s3": S3})
+    started = models.plan(
+        _cached_body(model), model, jobs=[], messages={}, verified={}, settings=SETTINGS, now=NOW
+    )
+    [job] = started.apply
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True", "reason": "X", "message": ""}]}
+    reused = {
+        "outcome": "succeeded",
+        "reason": None,
+        "message": f"reused the verified artifact sha256:{'a' * 64} of an earlier run; no training",
+        "artifact": {"digest": "a" * 64, "uri": "s3://models/team-a/artifacts/sha256/" + "a" * 64},
+        "dataset_sha256": "d" * 64,
+        "spec_hash": specs.spec_hash(model),
+        "metrics": {},
+        "gates": {"quality": "passed", "fairness": "passed", "promotable": True},
+        "reused": True,
+    }
+    body = {**_cached_body(model), "status": started.status}
+    result = models.plan(
+        body,
+        model,
+        jobs=[job],
+        messages={job["metadata"]["name"]: json.dumps(reused)},
+        verified={},
+        settings=SETTINGS,
+        now=NOW,
+    )
+    v2 = result.status["versions"][-1]
+    assert (v2["version"], v2["phase"], v2["cached"]) == (2, "Succeeded", True)
+    assert v2["artifact"]["digest"] == "a" * 64
+    [event] = [e for e in result.events if e.reason == "CacheHit"]
+    assert f"version 2 reuses version 1's verified artifact sha256:{'a' * 64}" in event.message
+    assert "VersionSucceeded" not in {e.reason for e in result.events}
+    assert metrics.training_transitions(started.status, result.status) == [("cached", "")]
 
 
 def test_with_a_pvc_store_the_operator_verifies_the_cache_itself() -> None:
