@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from mlsteward.api import model as api_model
+from mlsteward.store.errors import StoreError
 from mlsteward.training import data, errors, outcome
 
 
@@ -104,3 +105,29 @@ def test_parquet_text_columns_arrive_as_categoricals_and_leave_validation_as_sha
     assert valid["c"].dtype == object and valid["c"].tolist() == ["a", "", "a", "b"]
     assert valid["c"][0] is valid["c"][2]  # one string object per category, not one per row
     assert valid["y"].dtype == object and valid["y"].tolist() == ["p", "q", "p", "q"]
+
+
+@pytest.mark.parametrize(
+    ("store_reason", "reason"),
+    [
+        ("CredentialsRejected", "StoreCredentialsRejected"),
+        ("AccessDenied", "StoreAccessDenied"),
+        ("BucketMissing", "StoreBucketMissing"),
+        ("Unreachable", "StoreUnreachable"),
+        ("DigestMismatch", "ArtifactDigestMismatch"),
+        ("ObjectMissing", "StoreFailed"),
+        ("StoreFailed", "StoreFailed"),
+    ],
+)
+def test_a_store_failure_keeps_the_stores_reason_and_is_not_bad_input(store_reason: Any, reason: str) -> None:
+    failure = errors.store_failure(
+        StoreError(store_reason, "s3://models/x: says why"), "cannot write: says why"
+    )
+    assert (failure.reason, failure.message, failure.exit_code) == (reason, "cannot write: says why", 1)
+    assert failure.reason in errors.REASONS
+
+
+def test_the_operator_passes_every_trainer_reason_through() -> None:
+    from mlsteward.operator import conditions
+
+    assert {str(reason) for reason in conditions.TRAINER_REASONS} == set(errors.REASONS)
