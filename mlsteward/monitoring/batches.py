@@ -162,6 +162,9 @@ def parse(
     return Batch(rows, version, route, request_ids, block, categorical, labels, scores, metadata)
 
 
+_MAX_EXPANDED_ROWS = 10_000_000  # a bound on ``request_rows`` before any row id is made
+
+
 def decode_binary(body: bytes) -> dict[str, Any]:
     """The document of a binary ``POST /v1/rows`` body (contracts §4): the header JSON with each
     ``{"$array": [dtype, offset, count]}`` replaced by a read-only numpy view of the bytes."""
@@ -198,7 +201,48 @@ def decode_binary(body: bytes) -> dict[str, Any]:
         if isinstance(inner, dict):
             for key in list(inner):
                 inner[key] = resolve(inner[key], f"{section}.{key}")
+    _expand_request_rows(document)
+    _expand_label_names(document)
     return document
+
+
+def _expand_request_rows(document: dict[str, Any]) -> None:
+    """``request_ids`` (one per request) + ``request_rows`` -> one id per row (contracts §4)."""
+    if "request_rows" not in document:
+        return
+    counts, ids = document.pop("request_rows"), document.get("request_ids")
+    if not (isinstance(counts, np.ndarray) and counts.dtype.kind in "iu"):
+        raise BatchError("bad_field", "'request_rows' must be an integer $array")
+    if not (isinstance(ids, list) and all(type(r) is str for r in ids)):
+        raise BatchError("bad_field", "'request_rows' needs 'request_ids' as a list of strings")
+    if len(ids) != len(counts):
+        raise BatchError(
+            "length_mismatch", f"'request_rows' has {len(counts)} entries, 'request_ids' {len(ids)}"
+        )
+    if len(counts) and (int(counts.min()) < 1 or int(counts.sum()) > _MAX_EXPANDED_ROWS):
+        raise BatchError("bad_field", "'request_rows' entries must be at least 1 and sum to a sane row count")
+    rows: list[str] = []
+    for rid, count in zip(ids, counts.tolist(), strict=True):
+        if count == 1:
+            rows.append(rid)
+        else:
+            rows.extend([f"{rid}:{i}" for i in range(count)])
+    document["request_ids"] = rows
+
+
+def _expand_label_names(document: dict[str, Any]) -> None:
+    """``prediction.label`` as indices into ``prediction.label_names`` -> the labels (contracts §4)."""
+    prediction = document.get("prediction")
+    if not (isinstance(prediction, dict) and "label_names" in prediction):
+        return
+    names, indices = prediction.pop("label_names"), prediction.get("label")
+    if not (isinstance(names, list) and all(type(n) is str for n in names)):
+        raise BatchError("wrong_type", "'prediction.label_names' must be a list of strings")
+    if not (isinstance(indices, np.ndarray) and indices.dtype.kind in "iu"):
+        raise BatchError("wrong_type", "'prediction.label' must be an integer $array with 'label_names'")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= len(names)):
+        raise BatchError("bad_field", "'prediction.label' has an index outside 'label_names'")
+    prediction["label"] = np.asarray(names, dtype=object)[indices].tolist()
 
 
 def _row_count(features: Mapping[str, Any], request_ids: object) -> int:

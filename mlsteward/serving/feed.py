@@ -17,7 +17,6 @@ a failed send is counted and never retried (a retry could log a decision twice).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import logging
@@ -33,6 +32,7 @@ from mlsteward.serving import metrics as metrics_module
 
 _log = logging.getLogger("mlsteward.serving.feed")
 _IDLE_REOPEN_S = 2.0  # uvicorn closes idle keep-alive connections after 5 s
+_JOIN_REQUESTS = 128  # requests' arrays joined between two yields to the event loop
 CONTENT_TYPE = "application/vnd.mlsteward.rows.v1"
 """The binary body (contracts §4): numeric columns as raw little-endian arrays, the rest JSON."""
 _AnyArray = np.ndarray[Any, Any]
@@ -40,6 +40,8 @@ _AnyArray = np.ndarray[Any, Any]
 
 @dataclasses.dataclass(slots=True)
 class _Scored:
+    """One answered request's rows (``build_body``'s input)."""
+
     version: str
     digest: str
     route: str
@@ -53,6 +55,178 @@ class _Scored:
     positive: int | None
     metadata: dict[str, list[Any]]
     reason_codes: _AnyArray | None
+
+
+class _Pending:
+    """Rows of one (version, digest, route) waiting to be sent, kept column by column.
+
+    ``add`` appends references (no copies, no per-request object) to one list per field, so a
+    batch is built with one concatenation per column and no Python pass over its requests.
+    """
+
+    __slots__ = (
+        "blockless",
+        "blocks",
+        "columns",
+        "counts",
+        "digest",
+        "labels",
+        "metadata",
+        "names",
+        "positive",
+        "probabilities",
+        "reason_codes",
+        "request_ids",
+        "route",
+        "rows",
+        "seqs",
+        "times",
+        "variables",
+        "version",
+    )  # fmt: skip
+
+    def __init__(self, version: str, digest: str, route: str, positive: int | None) -> None:
+        self.version, self.digest, self.route, self.positive = version, digest, route, positive
+        self.names: list[str] = []
+        self.rows = 0
+        self.counts: list[int] = []
+        self.seqs: list[int] = []
+        self.times: list[float] = []
+        self.request_ids: list[str] = []
+        self.blocks: list[_AnyArray | None] = []
+        self.columns: list[dict[str, _AnyArray]] = []
+        self.blockless = 0  # requests that came as one tensor per feature (no [F, n] block)
+        self.labels: list[_AnyArray] = []
+        self.probabilities: list[_AnyArray] = []
+        self.variables: list[_AnyArray] = []
+        self.metadata: list[tuple[int, int, dict[str, list[Any]]]] = []  # (first row, rows, values)
+        self.reason_codes: list[tuple[int, _AnyArray]] = []  # (first row, codes)
+
+    def add(
+        self,
+        at: float,
+        request_id: str,
+        rows: int,
+        seq: int,
+        *,
+        columns: dict[str, _AnyArray],
+        block: _AnyArray | None,
+        outputs: dict[str, _AnyArray],
+        metadata: dict[str, list[Any]],
+        reason_codes: _AnyArray | None,
+    ) -> None:
+        if not self.counts:
+            self.names = list(columns)
+        if metadata:
+            self.metadata.append((self.rows, rows, metadata))
+        if reason_codes is not None:
+            self.reason_codes.append((self.rows, reason_codes))
+        self.rows += rows
+        self.counts.append(rows)
+        self.seqs.append(seq)
+        self.times.append(at)
+        self.request_ids.append(request_id)
+        self.blocks.append(block)
+        self.columns.append(columns)
+        if block is None:
+            self.blockless += 1
+        if "variable" in outputs:
+            self.variables.append(outputs["variable"])
+        else:
+            self.labels.append(outputs["label"])
+            self.probabilities.append(outputs["probabilities"])
+
+    async def compact(self) -> float:
+        """Join the requests' arrays in slices, yielding to the event loop between slices, so a
+        large batch never holds up requests for the whole join (``body`` then joins a few).
+        Returns the event-loop time it took."""
+        spent = 0.0
+        for name in ("blocks", "labels", "probabilities", "variables"):
+            parts = getattr(self, name)
+            if len(parts) <= _JOIN_REQUESTS or (name == "blocks" and self.blockless):
+                continue
+            axis = 1 if name == "blocks" else 0
+            joined = []
+            for start in range(0, len(parts), _JOIN_REQUESTS):
+                began = time.perf_counter()
+                joined.append(np.concatenate(parts[start : start + _JOIN_REQUESTS], axis=axis))
+                spent += time.perf_counter() - began
+                await asyncio.sleep(0)
+            setattr(self, name, joined)
+        return spent
+
+    def body(self, stream: str) -> bytes:
+        """The contracts §4 document of these rows, in binary form (``encode_binary``).
+
+        It runs on the event loop once per batch: a handful of numpy calls per batch rather than
+        per row or request; numeric arrays travel as raw bytes, so no number is formatted.
+        """
+        total, requests = self.rows, len(self.counts)
+        counts = np.array(self.counts, np.int64)
+        features: dict[str, Any] = {}
+        shared: tuple[list[str], _AnyArray] | None = None
+        if self.blockless == 0:
+            joined: _AnyArray = np.concatenate(self.blocks, axis=1)  # type: ignore[arg-type]  # no None
+            shared = (self.names, joined.reshape(len(self.names), total))
+        else:
+            for j, name in enumerate(self.names):
+                column = np.concatenate(
+                    [c[name] if b is None else b[j] for b, c in zip(self.blocks, self.columns, strict=True)]
+                ).reshape(-1)
+                features[name] = column if column.dtype.kind == "f" else column.tolist()
+        starts = np.array(self.seqs, np.int64)
+        times = np.array(self.times, np.float64)
+        if total == requests:  # one row per request: the common case, no repeats
+            seq, row_times = starts, times
+        else:
+            offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            seq, row_times = np.repeat(starts, counts) + offsets, np.repeat(times, counts)
+        document: dict[str, Any] = {
+            "model_version": self.version,
+            "model_digest": self.digest,
+            "route": self.route,
+            "time": float(times.max()),
+            "times": row_times,
+            "stream": stream,
+            "seq": seq,
+            # One id per request; with multi-row requests ``request_rows`` says how many rows
+            # each has and the monitor derives the row ids (``<id>:<i>``).
+            "request_ids": self.request_ids,
+            "features": features,
+            "prediction": self._prediction(),
+            "metadata": self._metadata(),
+        }
+        if total != requests:
+            document["request_rows"] = counts
+        if self.reason_codes:
+            codes: list[list[str] | None] = [None] * total
+            for first, block in self.reason_codes:
+                codes[first : first + len(block)] = [list(row) for row in block.tolist()]
+            document["reason_codes"] = codes
+        return encode_binary(document, shared)
+
+    def _prediction(self) -> dict[str, Any]:
+        """Labels (classification) and scores. Labels travel as indices into ``label_names`` (the
+        few distinct classes, formatted once), so no string is made per row on the server."""
+        if self.variables:
+            return {"label": None, "score": np.concatenate(self.variables).reshape(-1)}
+        probabilities = np.concatenate(self.probabilities)
+        if self.positive is not None and probabilities.shape[1] == 2:
+            score = np.ascontiguousarray(probabilities[:, self.positive])
+        else:
+            score = probabilities.max(axis=1)
+        classes, positions = np.unique(np.concatenate(self.labels).reshape(-1), return_inverse=True)
+        names = [str(value) for value in classes.tolist()]
+        return {"label": positions.astype(np.int32).reshape(-1), "label_names": names, "score": score}
+
+    def _metadata(self) -> dict[str, list[Any]]:
+        """Sensitive attributes from request metadata: only the columns some request carried,
+        ``None`` for the rows of requests that did not."""
+        metadata: dict[str, list[Any]] = {}
+        for first, rows, values in self.metadata:
+            for name, column in values.items():
+                metadata.setdefault(name, [None] * self.rows)[first : first + rows] = column
+        return dict(sorted(metadata.items()))
 
 
 class MonitorFeed:
@@ -72,7 +246,7 @@ class MonitorFeed:
         self._host = parsed.hostname or "127.0.0.1"
         self._port = parsed.port or 80
         self._path = parsed.path.rstrip("/") + "/v1/rows"
-        self._queue: collections.deque[_Scored] = collections.deque()
+        self._pending: dict[tuple[str, str, str], _Pending] = {}
         self._queued_rows = 0
         self._queue_rows = queue_rows
         self._batch_rows = batch_rows
@@ -81,6 +255,8 @@ class MonitorFeed:
         self._metrics = metrics
         self._wakeup = asyncio.Event()
         self._dropped_full = metrics.monitor_dropped_rows.labels("queue_full")
+        self._feed_seconds = metrics.monitor_feed_seconds
+        self._offer_seconds = 0.0  # event-loop time in ``offer`` not yet added to the metric
         self._connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._last_used = 0.0
         self.stream = secrets.token_hex(8)
@@ -102,54 +278,66 @@ class MonitorFeed:
         metadata: dict[str, list[Any]],
         reason_codes: _AnyArray | None = None,
     ) -> None:
+        started = time.perf_counter()
         seq = self._next_seq
         self._next_seq += rows  # dropped rows keep their numbers: the gap is the evidence
         if self._queued_rows + rows > self._queue_rows:
             self._dropped_full.inc(rows)
+            self._offer_seconds += time.perf_counter() - started
             return
-        self._queue.append(
-            _Scored(
-                version, digest, route, time.time(), request_id, rows, seq,
-                columns, block, outputs, positive, metadata, reason_codes,
-            )
+        key = (version, digest, route)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending(version, digest, route, positive)
+        pending.add(
+            time.time(), request_id, rows, seq,
+            columns=columns, block=block, outputs=outputs, metadata=metadata, reason_codes=reason_codes,
         )  # fmt: skip
-        self._queued_rows += rows
-        if self._queued_rows >= self._batch_rows:
+        if pending.rows >= self._batch_rows:
             self._wakeup.set()
+        self._queued_rows += rows
+        self._offer_seconds += time.perf_counter() - started  # a float add: Counter.inc takes a lock
 
     async def run(self) -> None:
-        """Send until cancelled; on cancellation, one last bounded flush."""
+        """Send until cancelled; on cancellation, one last bounded flush.
+
+        Full batches go as soon as they are full; a partial batch waits for the flush interval.
+        Sending whatever arrived during the previous send instead (a loop until the queue is
+        empty) degrades to a POST of a few rows per network round trip under load, which cost
+        the server several times the CPU of the rows themselves.
+        """
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
+                timed_out = False
+                try:
                     await asyncio.wait_for(self._wakeup.wait(), self._flush_interval_s)
+                except TimeoutError:
+                    timed_out = True
                 self._wakeup.clear()
-                await self.flush()
+                await self.flush(partial=timed_out)
         except asyncio.CancelledError:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self.flush(), self._timeout_s)
             self._disconnect()
             raise
 
-    async def flush(self) -> None:
-        while self._queue:
-            batch: list[_Scored] = []
-            rows = 0
-            while self._queue and (not batch or rows + self._queue[0].rows <= self._batch_rows):
-                item = self._queue.popleft()
-                batch.append(item)
-                rows += item.rows
-            self._queued_rows -= rows
-            groups: dict[tuple[str, str, str], list[_Scored]] = collections.defaultdict(list)
-            for item in batch:
-                groups[(item.version, item.digest, item.route)].append(item)
-            for items in groups.values():
-                await self._send(items)
+    async def flush(self, *, partial: bool = True) -> None:
+        """Send every group of rows that reached ``batch_rows``; with ``partial`` (the flush
+        interval passed, or shutdown) every group, however small."""
+        for key, pending in list(self._pending.items()):
+            if partial or pending.rows >= self._batch_rows:
+                del self._pending[key]  # rows offered while this one is sent start a new group
+                self._queued_rows -= pending.rows
+                self._feed_seconds.inc(await pending.compact())
+                await self._send(pending)
 
-    async def _send(self, items: list[_Scored]) -> None:
-        rows = sum(item.rows for item in items)
+    async def _send(self, pending: _Pending) -> None:
+        rows = pending.rows
+        started = time.perf_counter()
         try:
-            body = build_body(items, self.stream)
+            body = pending.body(self.stream)
+            self._feed_seconds.inc(time.perf_counter() - started + self._offer_seconds)
+            self._offer_seconds = 0.0
             status = await asyncio.wait_for(self._post(body), self._timeout_s)
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
             _log.warning(
@@ -174,11 +362,13 @@ class MonitorFeed:
             self._connection = await asyncio.open_connection(self._host, self._port)
         reader, writer = self._connection
         try:
+            started = time.perf_counter()
             head = (
                 f"POST {self._path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
                 f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
             )
             writer.write(head.encode("latin-1") + body)
+            self._feed_seconds.inc(time.perf_counter() - started)
             await writer.drain()
             status_line = await reader.readline()
             parts = status_line.split()
@@ -213,55 +403,15 @@ class MonitorFeed:
 
 
 def build_body(items: list[_Scored], stream: str) -> bytes:
-    """The contracts §4 document for rows of one (version, digest, route).
-
-    It runs on the event loop once per batch, so the work is a handful of numpy calls per batch
-    rather than per row: one concatenation of the requests' feature blocks (per column only for
-    requests that came as one tensor per feature), one of the outputs, vectorised sequence
-    numbers; numeric arrays travel as raw bytes (``encode_binary``), so no number is formatted.
-    """
+    """The contracts §4 body for ``items``, rows of one (version, digest, route)."""
     first = items[0]
-    counts = np.fromiter((item.rows for item in items), np.int64, len(items))
-    total = int(counts.sum())
-    features: dict[str, Any] = {}
-    blocks = [item.block for item in items]
-    shared: tuple[list[str], _AnyArray] | None = None
-    if all(block is not None for block in blocks):
-        joined: _AnyArray = np.concatenate(blocks, axis=1)  # type: ignore[arg-type]  # no None: checked
-        shared = (list(first.columns), joined.reshape(len(first.columns), total))
-    else:
-        for name in first.columns:
-            column = np.concatenate([item.columns[name] for item in items]).reshape(-1)
-            features[name] = column if column.dtype.kind == "f" else column.tolist()
-    labels, score = _prediction(items)
-    metadata: dict[str, list[Any]] = {}
-    for name in sorted({name for item in items for name in item.metadata}):
-        metadata[name] = [value for item in items for value in item.metadata.get(name, [None] * item.rows)]
-    starts = np.fromiter((item.seq for item in items), np.int64, len(items))
-    times = np.fromiter((item.time for item in items), np.float64, len(items))
-    if total == len(items):  # one row per request: the common case, no repeats
-        request_ids = [item.request_id for item in items]
-        seq, row_times = starts, times
-    else:
-        request_ids = [rid for item in items for rid in _request_ids(item)]
-        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        seq, row_times = np.repeat(starts, counts) + offsets, np.repeat(times, counts)
-    document: dict[str, Any] = {
-        "model_version": first.version,
-        "model_digest": first.digest,
-        "route": first.route,
-        "time": float(times.max()),
-        "times": row_times,
-        "stream": stream,
-        "seq": seq,
-        "request_ids": request_ids,
-        "features": features,
-        "prediction": {"label": labels, "score": score},
-        "metadata": metadata,
-    }
-    if any(item.reason_codes is not None for item in items):
-        document["reason_codes"] = [codes for item in items for codes in _reason_codes(item)]
-    return encode_binary(document, shared)
+    pending = _Pending(first.version, first.digest, first.route, first.positive)
+    for item in items:
+        pending.add(
+            item.time, item.request_id, item.rows, item.seq, columns=item.columns, block=item.block,
+            outputs=item.outputs, metadata=item.metadata, reason_codes=item.reason_codes,
+        )  # fmt: skip
+    return pending.body(stream)
 
 
 def encode_binary(document: dict[str, Any], features: tuple[list[str], _AnyArray] | None = None) -> bytes:
@@ -312,42 +462,3 @@ def encode_binary(document: dict[str, Any], features: tuple[list[str], _AnyArray
         }
     head = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
     return len(head).to_bytes(4, "little") + head + b"".join(chunks)
-
-
-def _prediction(items: list[_Scored]) -> tuple[list[Any] | None, _AnyArray]:
-    """Contracts §4 prediction of a batch of one model: the labels (classification) and scores."""
-    outputs = items[0].outputs
-    if "variable" in outputs:
-        return None, np.concatenate([item.outputs["variable"].reshape(-1) for item in items])
-    probabilities = np.concatenate([item.outputs["probabilities"] for item in items])
-    positive = items[0].positive
-    if positive is not None and probabilities.shape[1] == 2:
-        score = np.ascontiguousarray(probabilities[:, positive])
-    else:
-        score = probabilities.max(axis=1)
-    joined = np.concatenate([item.outputs["label"].reshape(-1) for item in items])
-    if joined.dtype.kind == "O":
-        return joined.tolist(), score
-    # Few distinct classes: format each once and pick per row, rather than str() per row.
-    classes, positions = np.unique(joined, return_inverse=True)
-    names = np.array([str(value) for value in classes.tolist()], dtype=object)
-    labels: list[Any] = names[positions].tolist()
-    return labels, score
-
-
-_SUFFIXES = [f":{i}" for i in range(4096)]  # row suffixes of multi-row requests, formatted once
-
-
-def _request_ids(item: _Scored) -> list[str]:
-    if item.rows == 1:
-        return [item.request_id]
-    rid = item.request_id
-    if item.rows <= len(_SUFFIXES):
-        return [rid + suffix for suffix in _SUFFIXES[: item.rows]]
-    return [f"{rid}:{i}" for i in range(item.rows)]
-
-
-def _reason_codes(item: _Scored) -> list[list[str] | None]:
-    if item.reason_codes is None:
-        return [None] * item.rows
-    return [list(row) for row in item.reason_codes.tolist()]

@@ -100,6 +100,12 @@ class ServingMetrics:
             ["reason"],
             registry=registry,
         )
+        self.monitor_feed_seconds = Counter(
+            "mlsteward_serving_monitor_feed_seconds",
+            "Event-loop time spent on the monitor feed (queueing rows, building and writing batches):"
+            " its share of the server's time, measured where it is paid.",
+            registry=registry,
+        )
         self.shadow_rows = Counter(
             "mlsteward_serving_shadow_rows",
             "Rows scored by the shadow challenger, by outcome (agree, disagree, skipped).",

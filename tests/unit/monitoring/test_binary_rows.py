@@ -26,6 +26,20 @@ def test_arrays_round_trip_and_the_rest_stays_json() -> None:
     assert document["features"]["purpose"] == ["x", "x", "x"]
 
 
+def test_request_rows_and_label_names_expand_to_one_entry_per_row() -> None:
+    body = feed.encode_binary(
+        {
+            "request_ids": ["a", "b"],
+            "request_rows": np.array([1, 3]),
+            "prediction": {"label": np.array([1, 0, 1, 1], np.int32), "label_names": ["no", "yes"]},
+        }
+    )
+    document = batches.decode_binary(body)
+    assert document["request_ids"] == ["a", "b:0", "b:1", "b:2"]
+    assert "request_rows" not in document
+    assert document["prediction"] == {"label": ["yes", "no", "yes", "yes"]}
+
+
 def framed(header: bytes) -> bytes:
     return len(header).to_bytes(4, "little") + header
 
@@ -40,6 +54,22 @@ def framed(header: bytes) -> bytes:
         (framed(b'{"seq": {"$array": ["<f4", 0, 99]}}') + b"\0" * 8, "length_mismatch"),
         (framed(b'{"seq": {"$array": ["<f4", -4, 1]}}') + b"\0" * 8, "bad_field"),
         (framed(b'{"seq": {"$array": ["object", 0, 1]}}'), "bad_field"),
+        (framed(b'{"request_ids": ["a"], "request_rows": [2]}'), "bad_field"),
+        (
+            framed(b'{"request_ids": ["a"], "request_rows": {"$array": ["<i8", 0, 2]}}') + b"\1" + b"\0" * 15,
+            "length_mismatch",
+        ),
+        (
+            framed(b'{"request_ids": ["a"], "request_rows": {"$array": ["<i8", 0, 1]}}') + b"\0" * 8,
+            "bad_field",
+        ),
+        (
+            framed(b'{"prediction": {"label": {"$array": ["<i4", 0, 1]}, "label_names": ["0"]}}')
+            + b"\1"
+            + b"\0" * 7,
+            "bad_field",
+        ),
+        (framed(b'{"prediction": {"label": ["0"], "label_names": ["0"]}}'), "wrong_type"),
     ],
 )
 def test_a_damaged_binary_body_is_refused_with_a_reason(body: bytes, reason: str) -> None:
