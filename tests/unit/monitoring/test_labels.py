@@ -62,3 +62,31 @@ def test_roc_auc_of_a_perfect_and_of_a_useless_ranking() -> None:
 
     assert labels.roc_auc(perfect) == 1.0
     assert labels.roc_auc(useless) == 0.5
+
+
+def test_the_ring_wraps_and_keeps_exactly_the_newest_rows_over_many_batches() -> None:
+    buffer = labels.JoinBuffer(capacity=5, timeout_s=60.0)
+    for batch in range(4):  # 12 rows through 5 slots, batches straddling the wrap
+        ids = [f"r{3 * batch + i}" for i in range(3)]
+        buffer.remember(ids, [str(i) for i in range(3)], [0.5] * 3, now=float(batch), version=str(batch))
+    buffer.join(["r8"], now=4.0)  # joined already: the next join does not find it again
+
+    positions, predicted, _, versions = buffer.join([f"r{i}" for i in range(12)], now=4.0)
+
+    assert positions == [7, 9, 10, 11]
+    assert predicted == ["1", "0", "1", "2"]
+    assert versions == ["2", "3", "3", "3"]
+    assert buffer.evicted == 7
+    assert len(buffer) == 0
+
+
+def test_a_request_id_remembered_twice_joins_its_newest_row_once() -> None:
+    buffer = labels.JoinBuffer(capacity=4, timeout_s=60.0)
+    buffer.remember(["a"], ["0"], [0.1], now=0.0, version="1")
+    buffer.remember(["a"], ["1"], [0.9], now=0.0, version="2")  # the shadow challenger's row
+
+    positions, predicted, _, versions = buffer.join(["a", "a"], now=1.0)
+
+    assert (positions, predicted, versions) == ([0], ["1"], ["2"])
+    buffer.remember(["x", "y", "z", "w"], None, None, now=2.0)  # evicts both "a" rows, already joined
+    assert buffer.evicted == 0
