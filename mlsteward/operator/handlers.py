@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from mlsteward import api
-from mlsteward.operator import kube
+from mlsteward.operator import kube, memory
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import common as builders
 from mlsteward.operator.queue import Key, WorkQueue
@@ -31,6 +31,8 @@ _SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Where the ServiceAccount token and CA are mounted, when not at the usual place. The chart sets
 # it to the usual path, which the development node agent maps to its host directory.
 SA_DIR_ENV = "MLSTEWARD_SERVICE_ACCOUNT_DIR"
+# How often the operator checks whether a burst of work is over (to give its memory back).
+RELEASE_CHECK_SECONDS = 2.0
 
 
 def now_text() -> str:
@@ -99,10 +101,11 @@ class Operator:
 
         self.context = common.Context(kube=kube.Client(login), settings=settings)
         self.queue = WorkQueue(self.reconcile, workers=settings.workers)
+        self.context.defer = self.queue.defer
         self.deployments_by_model = ReferenceIndex()
         self.monitors_by_deployment = ReferenceIndex()
         self._task: asyncio.Task[None] | None = None
-        self._warm: asyncio.Task[None] | None = None
+        self._relax: asyncio.Task[None] | None = None
 
     async def reconcile(self, key: Key) -> float | None:
         kind, namespace, name = key
@@ -111,23 +114,48 @@ class Operator:
         return delay
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.queue.run())
-        self._warm = asyncio.create_task(self._warm_up())
+        self._task = asyncio.create_task(self._run_queue())
+        self._relax = asyncio.create_task(self._release_memory_when_idle())
 
-    async def _warm_up(self) -> None:
-        """Open the API connection before the first event needs it (TLS costs a round trip)."""
+    async def _run_queue(self) -> None:
+        await self._list_jobs()
+        await self.queue.run()
+
+    async def _list_jobs(self) -> None:
+        """Fill the cache with the training Jobs before the first pass (one LIST per watched
+        namespace), so that after a restart no Model's pass reads its Jobs one by one. It also
+        opens the API connection before the first event needs it (TLS costs a round trip)."""
+        selector = f"{builders.LABEL_MANAGED_BY}={builders.MANAGED_BY}"
+        paths = (
+            [kube.path("batch/v1", "Job", namespace) for namespace in self.settings.namespaces]
+            if self.settings.namespaces
+            else ["/apis/batch/v1/jobs"]
+        )
         try:
-            await self.context.kube.request("GET", "/version")
+            for url_path in paths:
+                for job in await self.context.kube.list(url_path, label_selector=selector):
+                    self.context.bodies.put({"apiVersion": "batch/v1", "kind": "Job", **job})
         except kube.KubeError as error:
-            _log.warning("the API server did not answer yet: %s", error)
+            _log.warning("the training Jobs could not be listed at start (read one by one): %s", error)
+
+    async def _release_memory_when_idle(self) -> None:
+        """After a burst of work, once the queue is idle, give the freed memory back."""
+        released_at = 0
+        while True:
+            await asyncio.sleep(RELEASE_CHECK_SECONDS)
+            if self.queue.done != released_at and self.queue.idle():
+                released_at = self.queue.done
+                memory.release()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._relax):
+            if task is not None:
+                task.cancel()
         await self.context.kube.close()
 
     def on_model(self, event_type: str | None, body: dict[str, Any]) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        self._cache(event_type, body)
         # Even our own status write concerns the Deployments that serve this Model (a new
         # champion or challenger): only the Model itself has nothing new to reconcile.
         for deployment in self.deployments_by_model.referrers(namespace, name):
@@ -165,6 +193,8 @@ class Operator:
 
     def on_child(self, event_type: str | None, body: dict[str, Any]) -> None:
         """A Job or apps/v1 Deployment changed: reconcile its mlsteward owner (and Monitors)."""
+        if body.get("kind") == "Job":
+            self._cache(event_type, body)
         if self._echo(event_type, body) or not _relevant(event_type, body):
             return
         meta = body["metadata"]
@@ -174,6 +204,13 @@ class Operator:
         if body.get("kind") == "Deployment":
             for monitor in self.monitors_by_deployment.referrers(meta["namespace"], meta["name"]):
                 self.queue.add(("Monitor", meta["namespace"], monitor))
+
+    def _cache(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            meta = body["metadata"]
+            self.context.bodies.drop(body["kind"], meta["namespace"], meta["name"])
+        else:
+            self.context.bodies.put(body)
 
     def _echo(self, event_type: str | None, body: dict[str, Any]) -> bool:
         """True for the watch echo of our own last write: nothing new to reconcile."""

@@ -23,6 +23,11 @@ import orjson
 from mlsteward import api
 from mlsteward.operator import conditions
 
+# Connections to the API server, shared by all workers. Each TLS connection holds about 128 KiB
+# of buffers, and the API server on a small control plane gains nothing from more concurrency
+# than this: requests beyond it wait for a connection instead.
+CONNECTIONS = 32
+
 # kind -> (API prefix, plural) for everything the operator reads or writes.
 _KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Pod"): ("/api/v1", "pods"),
@@ -125,7 +130,7 @@ class Client:
         if self._session is None or self._info is None:
             self._info = await self._credentials()
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=128),
+                connector=aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=CONNECTIONS),
                 timeout=aiohttp.ClientTimeout(total=30, connect=5),
             )
         return self._session, self._info
@@ -190,6 +195,17 @@ class Client:
             content_type="application/apply-patch+yaml",
         )
         self._remember(result)
+        return result
+
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """POST ``manifest``; :class:`ConflictError` (409 AlreadyExists) when its name is taken.
+
+        For children with deterministic names that must be created once (a version's Job):
+        the 409 says the child is there, which the caller then reads instead of assuming."""
+        meta = manifest["metadata"]
+        result: dict[str, Any] = await self.request(
+            "POST", path(manifest["apiVersion"], manifest["kind"], meta["namespace"]), body=manifest
+        )
         return result
 
     def _remember(self, result: Any) -> None:

@@ -8,6 +8,7 @@ exponential backoff; every key comes back after the delay its reconciler asks fo
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,9 @@ Reconcile = Callable[[Key], Awaitable[float | None]]
 _log = logging.getLogger("mlsteward.operator.queue")
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 60.0
+# A deferred write waits for the queue to be idle, but never longer than this, in seconds.
+MAX_DEFER = 30.0
+DEFERRED_AT_ONCE = 32
 
 
 class WorkQueue:
@@ -37,12 +41,22 @@ class WorkQueue:
         self._again: set[Key] = set()
         self._timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Key, int] = {}
+        self._deferred: collections.deque[tuple[float, Key, Callable[[], Awaitable[None]]]] = (
+            collections.deque()
+        )
+        self._deferred_added = asyncio.Event()
+        self.done = 0
+        """Reconciles finished so far (failed ones too)."""
         self.observe: Callable[[str, float], None] = lambda kind, seconds: None
         """Called with (kind, seconds) after every reconcile, failed ones too (the metrics)."""
 
     def depth(self) -> int:
         """Keys waiting for a worker."""
         return self._ready.qsize()
+
+    def idle(self) -> bool:
+        """No key waiting and none being reconciled."""
+        return not self._running and self._ready.empty()
 
     def add(self, key: Key, delay: float = 0.0) -> None:
         """Reconcile ``key`` after ``delay`` seconds (sooner if already scheduled sooner)."""
@@ -66,8 +80,45 @@ class WorkQueue:
         self._timers.pop(key, None)
         self.add(key)
 
+    def defer(self, key: Key, write: Callable[[], Awaitable[None]]) -> None:
+        """Run ``write`` (a pass's status write) once no key waits or is being reconciled, or
+        after :data:`MAX_DEFER` seconds: during a burst, creations go first. A failed write
+        reconciles ``key`` afresh."""
+        self._deferred.append((time.monotonic() + MAX_DEFER, key, write))
+        self._deferred_added.set()
+
+    async def _drain(self) -> None:
+        slots = asyncio.Semaphore(DEFERRED_AT_ONCE)
+        tasks: set[asyncio.Task[None]] = set()
+        while True:
+            if not self._deferred:
+                self._deferred_added.clear()
+                await self._deferred_added.wait()
+                continue
+            due, key, write = self._deferred[0]
+            if not self.idle() and time.monotonic() < due:
+                await asyncio.sleep(0.05)
+                continue
+            self._deferred.popleft()
+            await slots.acquire()
+            task = asyncio.create_task(self._deferred_write(key, write, slots))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def _deferred_write(
+        self, key: Key, write: Callable[[], Awaitable[None]], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            await write()
+        except Exception as error:
+            _log.info("deferred write of %s/%s/%s failed, reconciling afresh: %s", *key, error)
+            self.add(key)
+        finally:
+            slots.release()
+
     async def run(self) -> None:
         workers = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        workers.append(asyncio.create_task(self._drain()))
         try:
             await asyncio.gather(*workers)
         finally:
@@ -97,6 +148,7 @@ class WorkQueue:
                 self._failures.pop(key, None)
             finally:
                 self._running.discard(key)
+                self.done += 1
                 self.observe(key[0], time.monotonic() - started)
             if key in self._again:
                 self._again.discard(key)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
-from mlsteward.operator import conditions, kube, metrics
+from mlsteward.operator import cache, conditions, kube, metrics
 from mlsteward.operator import settings as settings_module
 
 
@@ -45,7 +45,17 @@ class Context:
     kube: kube.Client
     settings: settings_module.Settings
     metrics: metrics.OperatorMetrics = dataclasses.field(default_factory=metrics.OperatorMetrics)
+    bodies: cache.BodyCache = dataclasses.field(init=False)
+    """Models and training Jobs as last seen (see cache.py for why a pass may start from them)."""
     background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    defer: Callable[[tuple[str, str, str], Callable[[], Awaitable[None]]], None] | None = None
+    """Runs a status write later, once the work queue is idle (see queue.WorkQueue.defer);
+    None: write at once."""
+
+    def __post_init__(self) -> None:
+        # Half the shortest periodic pass: the training poll and the resync always read afresh.
+        shortest = min(self.settings.training_poll_seconds, self.settings.resync_seconds)
+        self.bodies = cache.BodyCache(max_age=shortest / 2)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run best-effort work (Events) without holding a reconcile worker; failures are logged."""
@@ -83,8 +93,9 @@ def status_changed(body: dict[str, Any], status: dict[str, Any]) -> bool:
     return any(current.get(key) != value for key, value in status.items())
 
 
-async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) -> None:
-    """Apply children, then delete stale ones, then write status, then emit Events.
+async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) -> dict[str, Any] | None:
+    """Apply children, then delete stale ones, then write status, then emit Events; returns the
+    object as the status write left it (None when the status did not change).
 
     Children first: a crash after the apply and before the status write leaves a child that
     the next pass adopts (deterministic names), never a status that names a missing child.
@@ -94,8 +105,9 @@ async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) ->
         await context.kube.apply(child, FIELD_MANAGER)
     for child in plan.delete:
         await context.kube.delete(child)
+    written = None
     if status_changed(body, plan.status):
-        await context.kube.patch_status(body, plan.status)
+        written = await context.kube.patch_status(body, plan.status)
         context.metrics.count_status(body, plan.status)  # once: the next pass reads this status
     if plan.annotate:
         await context.kube.merge_patch(kube.path_of(body), {"metadata": {"annotations": plan.annotate}})
@@ -106,3 +118,4 @@ async def write(context: Context, body: dict[str, Any], plan: Plan, now: str) ->
             _log.warning("%s %s is gone; its patch was dropped", target["kind"], target["metadata"]["name"])
     for event in plan.events:
         context.spawn(context.kube.emit_event(body, event.reason, event.message, event.type, now))
+    return written

@@ -48,16 +48,17 @@ def jobs_needing_outcomes(body: dict[str, Any], jobs: list[dict[str, Any]]) -> l
     return [j["metadata"]["name"] for j in jobs if _job_finished(j) and j["metadata"]["name"] not in final]
 
 
-def jobs_to_read(body: dict[str, Any]) -> list[str]:
-    """The Jobs a pass must see: those of versions still training, and the next version's,
-    which exists without a record only if the operator died between creating it and writing
-    status. Reading them by name keeps a pass O(1), where a label-selected list would cost
-    every Job in the namespace on the API server."""
+def jobs_to_read(body: dict[str, Any], *, next_version: bool = True) -> list[str]:
+    """The Jobs a pass must see: those of versions still training, and (``next_version``) the
+    next version's, which exists without a record only if the operator died between creating
+    it and writing status. Reading them by name keeps a pass O(1), where a label-selected list
+    would cost every Job in the namespace on the API server."""
     status = body.get("status") or {}
     versions = status.get("versions") or []
     names = [v["jobName"] for v in versions if v.get("phase") == "Training" and v.get("jobName")]
-    latest = max([int(status.get("latestVersion") or 0), *(int(v["version"]) for v in versions)])
-    names.append(training.job_name(body["metadata"]["name"], latest + 1))
+    if next_version:
+        latest = max([int(status.get("latestVersion") or 0), *(int(v["version"]) for v in versions)])
+        names.append(training.job_name(body["metadata"]["name"], latest + 1))
     return sorted(set(names))
 
 
@@ -613,10 +614,42 @@ async def _resolve_schema(
 
 
 async def reconcile(context: common.Context, namespace: str, name: str, now: str) -> float | None:
-    """One level-based pass over the Model ``namespace/name``; returns when to come back."""
+    """One level-based pass over the Model ``namespace/name``; returns when to come back.
+
+    The pass starts from the cached body and Jobs when they are recent (no reads at all for a
+    Model with nothing to do, and the new version's Job is the pass's first request). A stale
+    start cannot do harm (see cache.py): the 409 of a taken Job name or of a changed Model
+    sends it back to a fresh pass, which also reads the next version's Job to adopt it.
+    """
+    body = context.bodies.get("Model", namespace, name)
+    if body is not None:
+        try:
+            return await _pass(context, body, now, fresh=False)
+        except kube.ConflictError:
+            pass
     body = await context.kube.get(kube.path("mlsteward.io/v1alpha1", "Model", namespace, name))
-    if body is None or body["metadata"].get("deletionTimestamp"):
+    if body is None:
         return None
+    context.bodies.put(body)
+    return await _pass(context, body, now, fresh=True)
+
+
+async def _read_job(
+    context: common.Context, namespace: str, job_name: str, fresh: bool
+) -> dict[str, Any] | None:
+    cached = None if fresh else context.bodies.get("Job", namespace, job_name)
+    if cached is not None:
+        return cached
+    found = await context.kube.get(kube.path("batch/v1", "Job", namespace, job_name))
+    if found is not None:
+        context.bodies.put(found)
+    return found
+
+
+async def _pass(context: common.Context, body: dict[str, Any], now: str, *, fresh: bool) -> float | None:
+    if body["metadata"].get("deletionTimestamp"):
+        return None
+    namespace = body["metadata"]["namespace"]
     try:
         spec = api_model.ModelSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
@@ -630,12 +663,15 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
         ]
         merged = conditions.merge(status.get("conditions") or [], desired, generation=generation, now=now)
         bad = common.Plan(status={"observedGeneration": generation, "phase": "Failed", "conditions": merged})
-        await common.write(context, body, bad, now)
+        _remember(context, body, await common.write(context, body, bad, now))
         return None
     spec = await _resolve_schema(context, namespace, spec)
     uid = body["metadata"]["uid"]
+    training_jobs = jobs_to_read(body, next_version=False)
     found = [
-        await context.kube.get(kube.path("batch/v1", "Job", namespace, job_name))
+        await _read_job(context, namespace, job_name, fresh)
+        if fresh or job_name in training_jobs
+        else context.bodies.get("Job", namespace, job_name)  # the next version's, if seen
         for job_name in jobs_to_read(body)
     ]
     jobs = _owned([j for j in found if j is not None], uid)
@@ -651,5 +687,25 @@ async def reconcile(context: common.Context, namespace: str, name: str, now: str
     result = plan(
         body, spec, jobs=jobs, messages=messages, verified=verified, settings=context.settings, now=now
     )
-    await common.write(context, body, result, now)
+    # The Job first, created (never applied) under its deterministic name: a 409 means it is
+    # there already, which only a fresh pass may conclude anything from.
+    created = bool(result.apply)
+    for job in result.apply:
+        context.bodies.wrote(await context.kube.create(job))
+    result.apply = []
+
+    async def write() -> None:
+        _remember(context, body, await common.write(context, body, result, now))
+
+    if created and context.defer is not None:
+        # Creations first: the status write (and its Events) waits until the queue is idle.
+        # Should the operator die meanwhile, the next pass adopts the Job (409 -> fresh pass).
+        context.defer(("Model", namespace, body["metadata"]["name"]), write)
+    else:
+        await write()
     return result.requeue_after
+
+
+def _remember(context: common.Context, body: dict[str, Any], written: dict[str, Any] | None) -> None:
+    if written is not None:
+        context.bodies.wrote(written, superseded=body["metadata"].get("resourceVersion"))
