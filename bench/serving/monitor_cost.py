@@ -16,8 +16,11 @@ the table shows medians, the throughput cost against ``detached``, and the CPU t
 process spent per request (from /proc, so it does not depend on how busy the machine is) plus
 the sidecar's CPU per row over the whole run (its total CPU / rows it received) times the rows
 per request, against the detached server's CPU per request; and the 1-minute load average at
-the start and end of the run. At the end it checks that the sidecars really received the rows and
-that the decision log verifies.
+the start and end of the run. The "feed share" column is the server's own measure of the feed,
+``mlsteward_serving_monitor_feed_seconds_total`` (event-loop time queueing rows, building and
+writing batches) over the process's CPU time in the same point: unlike the throughput
+difference, it does not move with other work on the machine. At the end it checks that the
+sidecars really received the rows and that the decision log verifies.
 
 Usage::
 
@@ -50,12 +53,19 @@ import run  # type: ignore[import-not-found]  # noqa: E402  # the serving benchm
 
 MLSTEWARD = pathlib.Path(sys.executable).parent / "mlsteward"
 POINTS = ((1, 8), (32, 8))
+FEED_SECONDS = "mlsteward_serving_monitor_feed_seconds_total"
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc), in seconds."""
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of a process (its ONNX Runtime threads too) onto ``cpus``."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), cpus)
 
 
 def metric(url: str, name: str) -> float:
@@ -154,6 +164,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=pathlib.Path, default=pathlib.Path("/tmp/mlsteward-bench-serving"))
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="every server on CPU 0 alone; the load generator, sidecars and sink on CPU 1 (like pods "
+        "whose containers have their own CPU: the sidecar's work no longer comes out of the server's)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get update && apt-get install -y wrk", file=sys.stderr)
@@ -172,6 +188,8 @@ def main(argv: list[str]) -> int:
     artifact = reference(cost_work, index["features"])
     payloads = {rows: run.body(rows) for rows, _ in POINTS}
     loads = [os.getloadavg()[0]]
+    if args.pin:
+        os.sched_setaffinity(0, {1})  # inherited by the sidecars, the sink and wrk
     results: dict[tuple[str, int, int], list[dict[str, float]]] = {}
     with (
         sidecar(artifact, cost_work, None) as (plain_url, plain_pid),
@@ -197,6 +215,9 @@ def main(argv: list[str]) -> int:
                 if item.error:
                     print(f"{item.name}: {item.error}", file=sys.stderr)
                     return 1
+                if args.pin:
+                    assert item.process is not None
+                    pin(item.process.pid, {0})
             sidecar_cpu = {"attached": -cpu_seconds(plain_pid), "attached+log": -cpu_seconds(log_pid)}
             for round_ in range(args.repeat):
                 for rows, concurrency in POINTS:
@@ -204,12 +225,16 @@ def main(argv: list[str]) -> int:
                         if round_ == 0:
                             run.wrk(item.infer_url, payloads[rows], concurrency, 1, cost_work)
                         assert item.process is not None
+                        base_url = item.infer_url.split("/v2/")[0]
+                        feed_before = metric(base_url, FEED_SECONDS)
                         before = cpu_seconds(item.process.pid)
                         result = run.wrk(
                             item.infer_url, payloads[rows], concurrency, args.duration, cost_work
                         )
+                        spent = cpu_seconds(item.process.pid) - before
                         requests = result["rps"] * args.duration
-                        result["cpu_us"] = (cpu_seconds(item.process.pid) - before) / requests * 1e6
+                        result["cpu_us"] = spent / requests * 1e6
+                        result["feed_share"] = (metric(base_url, FEED_SECONDS) - feed_before) / spent
                         results.setdefault((item.name, rows, concurrency), []).append(result)
                         print(
                             f"  round {round_ + 1} {item.name:13} rows={rows:<3} c={concurrency:<3} "
@@ -236,7 +261,8 @@ def main(argv: list[str]) -> int:
     report = chains.verify(locations.LocalLocation(log_store), "default", "bench")
     checks["decisions written"] = float(report.records)
     print()
-    print(f"model {args.model}, {args.repeat} x {args.duration:g} s per point, medians; "
+    print(f"model {args.model}, {args.repeat} x {args.duration:g} s per point, medians"
+          + (", servers pinned to CPU 0, everything else to CPU 1" if args.pin else "") + "; "
           f"1-minute load average {loads[0]:.1f} at start, {loads[-1]:.1f} at end")  # fmt: skip
     print()
     sidecar_us = {
@@ -245,9 +271,9 @@ def main(argv: list[str]) -> int:
     }
     print(
         "| variant | rows/req | c | req/s | rows/s | p50 ms | p99 ms | throughput vs detached "
-        "| server CPU µs/req | + sidecar CPU µs/req | CPU vs detached |"
+        "| server CPU µs/req | feed share of server | + sidecar CPU µs/req | CPU vs detached |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rows, concurrency in POINTS:
         base = statistics.median(r["rps"] for r in results[("detached", rows, concurrency)])
         base_cpu = statistics.median(r["cpu_us"] for r in results[("detached", rows, concurrency)])
@@ -257,10 +283,11 @@ def main(argv: list[str]) -> int:
             p50 = statistics.median(r["p50"] for r in runs)
             p99 = statistics.median(r["p99"] for r in runs)
             cpu = statistics.median(r["cpu_us"] for r in runs)
+            share = statistics.median(r["feed_share"] for r in runs)
             side = sidecar_us.get(item.name, 0.0) * rows
             print(
                 f"| {item.name} | {rows} | {concurrency} | {rps:,.0f} | {rps * rows:,.0f} | {p50:.2f} | "
-                f"{p99:.2f} | {rps / base - 1:+.1%} | {cpu:.0f} | {side:.0f} "
+                f"{p99:.2f} | {rps / base - 1:+.1%} | {cpu:.0f} | {share:.1%} | {side:.0f} "
                 f"| {(cpu + side) / base_cpu - 1:+.1%} |"
             )
     print()
