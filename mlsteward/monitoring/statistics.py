@@ -208,7 +208,10 @@ def _kolmogorov_sf(x: float) -> float:
         return 1.0
     total = 0.0
     for k in range(1, 101):
-        total += (-1.0 if k % 2 == 0 else 1.0) * math.exp(-2.0 * k * k * x * x)
+        term = math.exp(-2.0 * k * k * x * x)
+        total += -term if k % 2 == 0 else term
+        if term < 1e-17:  # the rest of the alternating series is smaller still
+            break
     return min(max(2.0 * total, 0.0), 1.0)
 
 
