@@ -68,6 +68,33 @@ _HOME_P_SHIFT = (0.60, 0.27, 0.10, 0.03)
 _MARITAL = ("single", "married", "divorced", "widowed")
 
 
+def example_spec(uri: str, **changes: Any) -> dict[str, Any]:
+    """The example credit Model's training spec (camelCase, as on the wire) pointed at ``uri``.
+
+    ``changes`` replace top-level keys; a dict value is merged into the default's dict (for
+    example ``estimator={"params": {"max_iter": 300}}`` keeps the class name and seed).
+    """
+    spec: dict[str, Any] = {
+        "task": "classification",
+        "dataset": {
+            "uri": uri,
+            "target": TARGET,
+            "features": list(EXAMPLE_FEATURES),
+            "categorical": list(EXAMPLE_CATEGORICAL),
+            "sensitive": list(SENSITIVE),
+        },
+        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 500}, "seed": 7},
+        "fairnessGates": {"minGroupSize": 30},
+        "card": {"intendedUse": "Tests.", "owners": ["credit-risk-team"], "limitations": ["Synthetic data."]},
+    }
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
 def generate(rows: int, seed: int = 0, shift: bool = False) -> pd.DataFrame:
     """``rows`` applicants drawn with ``seed``; ``shift`` draws from the drifted population."""
     rng = np.random.default_rng(seed)

@@ -48,19 +48,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     work = tmp_path_factory.mktemp("audit-model")
     data = work / "credit.parquet"
     datasets.write(datasets.generate(2_000, seed=4), data)
-    spec = {
-        "task": "classification",
-        "dataset": {
-            "uri": str(data),
-            "target": datasets.TARGET,
-            "features": list(datasets.EXAMPLE_FEATURES),
-            "categorical": ["purpose", "home_ownership"],
-            "sensitive": list(datasets.SENSITIVE),
-        },
-        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}, "seed": 7},
-        "fairnessGates": {"minGroupSize": 30},
-        "card": {"intendedUse": "Tests.", "owners": ["audit"], "limitations": ["Synthetic data."]},
-    }
+    spec = datasets.example_spec(str(data), estimator={"params": {"max_iter": 300}})
     (work / "spec.yaml").write_text(yaml.safe_dump(spec))
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLSTEWARD_")}
     result = subprocess.run(

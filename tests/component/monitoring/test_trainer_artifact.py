@@ -23,19 +23,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, str
     work = tmp_path_factory.mktemp("trained")
     data = work / "credit.parquet"
     datasets.write(datasets.generate(4_000, seed=3), data)
-    spec = {
-        "task": "classification",
-        "dataset": {
-            "uri": str(data),
-            "target": datasets.TARGET,
-            "features": list(datasets.EXAMPLE_FEATURES),
-            "categorical": ["purpose", "home_ownership"],
-            "sensitive": list(datasets.SENSITIVE),
-        },
-        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 500}, "seed": 7},
-        "fairnessGates": {"minGroupSize": 30},
-        "card": {"intendedUse": "Tests.", "owners": ["credit-risk-team"], "limitations": ["Synthetic data."]},
-    }
+    spec = datasets.example_spec(str(data))
     spec_path = work / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLSTEWARD_")}

@@ -44,18 +44,7 @@ def trained(minio_server: minio.MinioServer, tmp_path_factory: pytest.TempPathFa
     s3.make_client(s3.S3Settings.from_environment(minio_server.env())).create_bucket(Bucket=bucket)
     data = base / "credit.parquet"
     datasets.write(datasets.generate(2000, seed=3), data)
-    spec = {
-        "task": "classification",
-        "dataset": {
-            "uri": data.as_uri(),
-            "target": datasets.TARGET,
-            "features": list(datasets.EXAMPLE_FEATURES),
-            "categorical": ["purpose", "home_ownership"],
-            "sensitive": list(datasets.SENSITIVE),
-        },
-        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}, "seed": 7},
-        "fairnessGates": {"minGroupSize": 30},
-    }
+    spec = datasets.example_spec(data.as_uri(), estimator={"params": {"max_iter": 300}})
     (base / "spec.json").write_text(json.dumps(spec))
     location = f"s3://{bucket}/models"
     result = subprocess.run(

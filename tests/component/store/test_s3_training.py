@@ -18,20 +18,9 @@ from mlsteward.training import datasets
 
 
 def _spec(uri: str, **dataset: Any) -> dict[str, Any]:
-    return {
-        "task": "classification",
-        "dataset": {
-            "uri": uri,
-            "format": "parquet",
-            "target": datasets.TARGET,
-            "features": list(datasets.EXAMPLE_FEATURES),
-            "categorical": ["purpose", "home_ownership"],
-            "sensitive": list(datasets.SENSITIVE),
-            **dataset,
-        },
-        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}, "seed": 7},
-        "fairnessGates": {"minGroupSize": 30},
-    }
+    return datasets.example_spec(
+        uri, dataset={"uri": uri, "format": "parquet", **dataset}, estimator={"params": {"max_iter": 300}}
+    )
 
 
 def _train(

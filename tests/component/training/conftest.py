@@ -77,27 +77,7 @@ def train(
     return Run(result.returncode, json.loads(lines[0]), result.stdout, result.stderr)
 
 
-def credit_spec(uri: str, **changes: Any) -> dict[str, Any]:
-    """The example credit Model spec (camelCase, as on the wire) pointed at ``uri``."""
-    spec: dict[str, Any] = {
-        "task": "classification",
-        "dataset": {
-            "uri": uri,
-            "target": datasets.TARGET,
-            "features": list(datasets.EXAMPLE_FEATURES),
-            "categorical": ["purpose", "home_ownership"],
-            "sensitive": list(datasets.SENSITIVE),
-        },
-        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 500}, "seed": 7},
-        "fairnessGates": {"minGroupSize": 30},
-        "card": {"intendedUse": "Tests.", "owners": ["credit-risk-team"], "limitations": ["Synthetic data."]},
-    }
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(spec.get(key), dict):
-            spec[key] = {**spec[key], **value}
-        else:
-            spec[key] = value
-    return spec
+credit_spec = datasets.example_spec
 
 
 def no_artifact(store: pathlib.Path) -> bool:
