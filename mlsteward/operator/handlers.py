@@ -33,6 +33,8 @@ _SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SA_DIR_ENV = "MLSTEWARD_SERVICE_ACCOUNT_DIR"
 # How often the operator checks whether a burst of work is over (to give its memory back).
 RELEASE_CHECK_SECONDS = 2.0
+# Passes since the last release that make a burst worth a full collection (tens of ms).
+RELEASE_AFTER_PASSES = 100
 
 
 def now_text() -> str:
@@ -143,7 +145,7 @@ class Operator:
         released_at = 0
         while True:
             await asyncio.sleep(RELEASE_CHECK_SECONDS)
-            if self.queue.done != released_at and self.queue.idle():
+            if self.queue.done - released_at >= RELEASE_AFTER_PASSES and self.queue.idle():
                 released_at = self.queue.done
                 memory.release()
 
