@@ -8,6 +8,7 @@ fixed Secret may let the Job's retry succeed).
 
 from __future__ import annotations
 
+import typing
 from typing import Literal
 
 from mlsteward.store.errors import StoreError, StoreReason
@@ -27,21 +28,7 @@ Reason = Literal[
     "StoreFailed",
     "InternalError",
 ]
-REASONS: tuple[Reason, ...] = (
-    "DataInvalid",
-    "PolicyViolation",
-    "GateFailed",
-    "ParityFailed",
-    "DigestMismatch",
-    "EstimatorInvalid",
-    "StoreCredentialsRejected",
-    "StoreAccessDenied",
-    "StoreBucketMissing",
-    "StoreUnreachable",
-    "ArtifactDigestMismatch",
-    "StoreFailed",
-    "InternalError",
-)
+REASONS: tuple[Reason, ...] = typing.get_args(Reason)
 # The object store's reasons (mlsteward.store.errors) as the trainer reports them: prefixed
 # with Store (or Artifact), so a Model's status says which side failed.
 _STORE_REASONS: dict[StoreReason, Reason] = {
