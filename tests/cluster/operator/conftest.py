@@ -11,12 +11,14 @@ pod's status, exactly where a kubelet would put it.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -355,3 +357,105 @@ def bound_store(
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def monitor_summary(drifting: bool) -> Json:
+    """A drift monitor's /summary document (contracts), drifting on ``income`` or not."""
+    return {
+        "schema": "mlsteward.io/monitor-summary/v1",
+        "time": 1.0,
+        "window": {"currentPaneRows": 10, "minSamples": 100},
+        "evaluation": {
+            "number": 3,
+            "rows": 5000,
+            "state": "drift" if drifting else "ok",
+            "consecutiveBreaches": 2 if drifting else 0,
+            "drifting": drifting,
+            "driftingFeatures": 1 if drifting else 0,
+            "features": [
+                {"name": "income", "test": "wasserstein", "score": 0.42 if drifting else 0.01,
+                 "threshold": 0.1, "state": "drift" if drifting else "ok", "drifting": drifting},
+                {"name": "purpose", "test": "jensen_shannon", "score": 0.02, "threshold": 0.1, "state": "ok",
+                 "drifting": False},
+            ],
+        },
+        "performance": None,
+        "fairness": [],
+    }  # fmt: skip
+
+
+class PodEndpoint:
+    """A stand-in serving pod: /metrics counters that grow at fixed rates, /summary on demand."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.started = time.monotonic()
+        self.rates: Json = {"stable": 50.0, "canary": 50.0, "canary5xx": 0.0, "agree": 50.0, "disagree": 0.0}
+        self.summary: Json = monitor_summary(False)
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/metrics":
+                    body, kind = owner.metrics().encode(), "text/plain; version=0.0.4"
+                elif self.path == "/summary":
+                    body, kind = json.dumps(owner.summary).encode(), "application/json"
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def set(self, **rates: float) -> None:
+        """New rates from now on (counters never go back, like a running server's)."""
+        self.totals = self._totals()
+        self.started = time.monotonic()
+        self.rates = {**self.rates, **rates}
+
+    def _totals(self) -> Json:
+        elapsed = time.monotonic() - self.started
+        base = getattr(self, "totals", {})
+        return {k: base.get(k, 0.0) + rate * elapsed for k, rate in self.rates.items()}
+
+    def metrics(self) -> str:
+        t = self._totals()
+        line = 'mlsteward_serving_requests_total{{code="{code}",model="credit",version="{v}"}} {n}'
+        return "\n".join(
+            [
+                "# TYPE mlsteward_serving_requests_total counter",
+                line.format(code=200, v=1, n=t["stable"]),
+                *(line.format(code=200, v=v, n=t["canary"]) for v in range(2, 6)),
+                *(line.format(code=500, v=v, n=t["canary5xx"]) for v in range(2, 6)),
+                "# TYPE mlsteward_serving_shadow_rows_total counter",
+                f'mlsteward_serving_shadow_rows_total{{outcome="agree"}} {t["agree"]}',
+                f'mlsteward_serving_shadow_rows_total{{outcome="disagree"}} {t["disagree"]}',
+                "",
+            ]
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def pod_endpoint() -> Iterator[Callable[[str, int], PodEndpoint]]:
+    started: list[PodEndpoint] = []
+
+    def start(address: str, port: int) -> PodEndpoint:
+        started.append(PodEndpoint(address, port))
+        return started[-1]
+
+    yield start
+    for endpoint in started:
+        with contextlib.suppress(OSError):
+            endpoint.close()

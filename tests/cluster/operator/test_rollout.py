@@ -11,16 +11,13 @@ RBAC for the people and the operator, the operator process, the mlsteward comman
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import os
 import pathlib
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,91 +25,14 @@ import yaml
 
 from mlsteward.dev import controlplane
 from mlsteward.operator import history
-from tests.cluster.operator.conftest import REPO_ROOT, Kit, OperatorProcess
+from tests.cluster.operator.conftest import REPO_ROOT, Kit, OperatorProcess, PodEndpoint, monitor_summary
 from tests.cluster.operator.test_models import outcome
-from tests.cluster.operator.test_serving import TRAINING_POOL, _summary
+from tests.cluster.operator.test_serving import TRAINING_POOL
 
 Json = dict[str, Any]
 API = "mlsteward.io/v1alpha1"
 DEPLOYMENTS = "deployments.mlsteward.io"
 MODELS = "models.mlsteward.io"
-
-
-class _PodEndpoint:
-    """A stand-in serving pod: /metrics counters that grow at fixed rates, /summary on demand."""
-
-    def __init__(self, address: str, port: int) -> None:
-        self.started = time.monotonic()
-        self.rates: Json = {"stable": 50.0, "canary": 50.0, "canary5xx": 0.0, "agree": 50.0, "disagree": 0.0}
-        self.summary: Json = _summary(False)
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    body, kind = owner.metrics().encode(), "text/plain; version=0.0.4"
-                elif self.path == "/summary":
-                    body, kind = json.dumps(owner.summary).encode(), "application/json"
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def set(self, **rates: float) -> None:
-        """New rates from now on (counters never go back, like a running server's)."""
-        self.totals = self._totals()
-        self.started = time.monotonic()
-        self.rates = {**self.rates, **rates}
-
-    def _totals(self) -> Json:
-        elapsed = time.monotonic() - self.started
-        base = getattr(self, "totals", {})
-        return {k: base.get(k, 0.0) + rate * elapsed for k, rate in self.rates.items()}
-
-    def metrics(self) -> str:
-        t = self._totals()
-        line = 'mlsteward_serving_requests_total{{code="{code}",model="credit",version="{v}"}} {n}'
-        return "\n".join(
-            [
-                "# TYPE mlsteward_serving_requests_total counter",
-                line.format(code=200, v=1, n=t["stable"]),
-                *(line.format(code=200, v=v, n=t["canary"]) for v in range(2, 6)),
-                *(line.format(code=500, v=v, n=t["canary5xx"]) for v in range(2, 6)),
-                "# TYPE mlsteward_serving_shadow_rows_total counter",
-                f'mlsteward_serving_shadow_rows_total{{outcome="agree"}} {t["agree"]}',
-                f'mlsteward_serving_shadow_rows_total{{outcome="disagree"}} {t["disagree"]}',
-                "",
-            ]
-        )
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def pod_endpoint() -> Iterator[Callable[[str, int], _PodEndpoint]]:
-    started: list[_PodEndpoint] = []
-
-    def start(address: str, port: int) -> _PodEndpoint:
-        started.append(_PodEndpoint(address, port))
-        return started[-1]
-
-    yield start
-    for endpoint in started:
-        with contextlib.suppress(OSError):
-            endpoint.close()
 
 
 @pytest.fixture(scope="session")
@@ -221,7 +141,7 @@ def _phase(kit: Kit) -> str:
 def test_an_approved_good_challenger_passes_shadow_and_every_step_then_the_kill_switch_restores_v1(
     kit: Kit,
     start_operator: Callable[..., OperatorProcess],
-    pod_endpoint: Callable[[str, int], _PodEndpoint],
+    pod_endpoint: Callable[[str, int], PodEndpoint],
     tmp_path: pathlib.Path,
 ) -> None:
     port = controlplane.free_port()
@@ -307,7 +227,7 @@ def test_a_bad_challenger_is_rolled_back_automatically_for_errors_and_for_drifte
     kit: Kit,
     start_operator: Callable[..., OperatorProcess],
     bound_store: str,
-    pod_endpoint: Callable[[str, int], _PodEndpoint],
+    pod_endpoint: Callable[[str, int], PodEndpoint],
 ) -> None:
     port = controlplane.free_port()
     start_operator(*TRAINING_POOL, "--server-port", str(port))
@@ -348,7 +268,7 @@ def test_a_canary_with_worse_labelled_accuracy_is_rolled_back_for_performance(
     kit: Kit,
     start_operator: Callable[..., OperatorProcess],
     bound_store: str,
-    pod_endpoint: Callable[[str, int], _PodEndpoint],
+    pod_endpoint: Callable[[str, int], PodEndpoint],
 ) -> None:
     port = controlplane.free_port()  # one stand-in answers both /metrics and the monitor's /summary
     start_operator(*TRAINING_POOL, "--server-port", str(port), "--monitor-port", str(port))
@@ -361,7 +281,7 @@ def test_a_canary_with_worse_labelled_accuracy_is_rolled_back_for_performance(
                "spec": {"deploymentRef": {"name": "serve"}}})  # fmt: skip
     endpoint = pod_endpoint(_serving_pod_ip(kit, containers=2), port)
     endpoint.summary = {
-        **_summary(False),
+        **monitor_summary(False),
         "performanceByVersion": {
             "1": {"labeled": 400, "accuracy": 0.91, "rocAuc": 0.88, "rmse": None, "mae": None},
             "2": {"labeled": 120, "accuracy": 0.78, "rocAuc": 0.87, "rmse": None, "mae": None},
@@ -384,7 +304,7 @@ def test_a_canary_with_worse_labelled_accuracy_is_rolled_back_for_performance(
 def test_the_kill_switch_stops_a_rollout_waiting_for_approval_in_shadow_and_in_a_traffic_step(
     kit: Kit,
     start_operator: Callable[..., OperatorProcess],
-    pod_endpoint: Callable[[str, int], _PodEndpoint],
+    pod_endpoint: Callable[[str, int], PodEndpoint],
 ) -> None:
     port = controlplane.free_port()
     start_operator(*TRAINING_POOL, "--server-port", str(port))
@@ -438,7 +358,7 @@ def test_a_monitor_asks_for_one_retrain_and_cooldown_and_cap_stop_a_storm(
     kit: Kit,
     start_operator: Callable[..., OperatorProcess],
     bound_store: str,
-    pod_endpoint: Callable[[str, int], _PodEndpoint],
+    pod_endpoint: Callable[[str, int], PodEndpoint],
 ) -> None:
     port = controlplane.free_port()
     start_operator(*TRAINING_POOL, "--monitor-port", str(port))
@@ -456,7 +376,7 @@ def test_a_monitor_asks_for_one_retrain_and_cooldown_and_cap_stop_a_storm(
     }  # fmt: skip
     kit.apply(monitor)
     endpoint = pod_endpoint(_serving_pod_ip(kit, containers=2), port)
-    endpoint.summary = _summary(True)
+    endpoint.summary = monitor_summary(True)
 
     def monitor_status() -> Json:
         found: Json = (kit.get("monitors.mlsteward.io", "watch") or {}).get("status") or {}

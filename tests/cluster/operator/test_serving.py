@@ -3,18 +3,14 @@ owner references, readiness, garbage collection), routing, autoscaling, sidecar 
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import yaml
 
 from mlsteward.dev import controlplane
-from tests.cluster.operator.conftest import REPO_ROOT, Kit, OperatorProcess
+from tests.cluster.operator.conftest import REPO_ROOT, Kit, OperatorProcess, PodEndpoint, monitor_summary
 from tests.cluster.operator.test_models import outcome
 
 Json = dict[str, Any]
@@ -215,76 +211,11 @@ def test_autoscaling_adds_an_autoscaler_and_removing_it_deletes_the_autoscaler(
     )
 
 
-def _summary(drifting: bool) -> Json:
-    return {
-        "schema": "mlsteward.io/monitor-summary/v1",
-        "time": 1.0,
-        "window": {"currentPaneRows": 10, "minSamples": 100},
-        "evaluation": {
-            "number": 3,
-            "rows": 5000,
-            "state": "drift" if drifting else "ok",
-            "consecutiveBreaches": 2 if drifting else 0,
-            "drifting": drifting,
-            "driftingFeatures": 1 if drifting else 0,
-            "features": [
-                {"name": "income", "test": "wasserstein", "score": 0.42 if drifting else 0.01,
-                 "threshold": 0.1, "state": "drift" if drifting else "ok", "drifting": drifting},
-                {"name": "purpose", "test": "jensen_shannon", "score": 0.02, "threshold": 0.1, "state": "ok",
-                 "drifting": False},
-            ],
-        },
-        "performance": None,
-        "fairness": [],
-    }  # fmt: skip
-
-
-class _SummaryServer:
-    """A stand-in drift monitor answering /summary on a serving pod's IP."""
-
-    def __init__(self, address: str, port: int) -> None:
-        self.document: Json = _summary(False)
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps(owner.document).encode()
-                self.send_response(200 if self.path == "/summary" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def summary_server() -> Iterator[Callable[[str, int], _SummaryServer]]:
-    servers: list[_SummaryServer] = []
-
-    def start(address: str, port: int) -> _SummaryServer:
-        servers.append(_SummaryServer(address, port))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        with contextlib.suppress(OSError):
-            server.close()
-
-
 def test_the_monitor_reads_summaries_from_the_pods_and_reports_drift_with_events(
     kit: Kit,
     start_operator: Callable[..., OperatorProcess],
     bound_store: str,
-    summary_server: Callable[[str, int], _SummaryServer],
+    pod_endpoint: Callable[[str, int], PodEndpoint],
 ) -> None:
     # The stand-in listens on the serving pod's IP at the port the operator is told.
     port = controlplane.free_port()
@@ -313,7 +244,7 @@ def test_the_monitor_reads_summaries_from_the_pods_and_reports_drift_with_events
         ),
         timeout=120,
     )
-    server = summary_server(pod["status"]["podIP"], port)
+    server = pod_endpoint(pod["status"]["podIP"], port)
 
     def status() -> Json:
         found: Json = (kit.get("monitors.mlsteward.io", "watch") or {}).get("status") or {}
@@ -324,7 +255,7 @@ def test_the_monitor_reads_summaries_from_the_pods_and_reports_drift_with_events
 
     kit.wait_for("a first evaluation without drift", lambda: condition("Drifting") == "False", timeout=120)
     assert condition("InsufficientData") == "False" and status()["samples"] >= 5000
-    server.document = _summary(True)
+    server.summary = monitor_summary(True)
     kit.wait_for("drift to be reported", lambda: condition("Drifting") == "True", timeout=120)
     current = status()
     assert current["driftingFeatures"] == 1 and current["phase"] == "Drifting"
