@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import secrets
 import time
@@ -36,25 +35,6 @@ _JOIN_REQUESTS = 128  # requests' arrays joined between two yields to the event 
 CONTENT_TYPE = "application/vnd.mlsteward.rows.v1"
 """The binary body (contracts §4): numeric columns as raw little-endian arrays, the rest JSON."""
 _AnyArray = np.ndarray[Any, Any]
-
-
-@dataclasses.dataclass(slots=True)
-class _Scored:
-    """One answered request's rows (``build_body``'s input)."""
-
-    version: str
-    digest: str
-    route: str
-    time: float
-    request_id: str
-    rows: int
-    seq: int
-    columns: dict[str, _AnyArray]
-    block: _AnyArray | None
-    outputs: dict[str, _AnyArray]
-    positive: int | None
-    metadata: dict[str, list[Any]]
-    reason_codes: _AnyArray | None
 
 
 class _Pending:
@@ -83,7 +63,7 @@ class _Pending:
         "times",
         "variables",
         "version",
-    )  # fmt: skip
+    )
 
     def __init__(self, version: str, digest: str, route: str, positive: int | None) -> None:
         self.version, self.digest, self.route, self.positive = version, digest, route, positive
@@ -400,18 +380,6 @@ class MonitorFeed:
         if self._connection is not None:
             self._connection[1].close()
             self._connection = None
-
-
-def build_body(items: list[_Scored], stream: str) -> bytes:
-    """The contracts §4 body for ``items``, rows of one (version, digest, route)."""
-    first = items[0]
-    pending = _Pending(first.version, first.digest, first.route, first.positive)
-    for item in items:
-        pending.add(
-            item.time, item.request_id, item.rows, item.seq, columns=item.columns, block=item.block,
-            outputs=item.outputs, metadata=item.metadata, reason_codes=item.reason_codes,
-        )  # fmt: skip
-    return pending.body(stream)
 
 
 def encode_binary(document: dict[str, Any], features: tuple[list[str], _AnyArray] | None = None) -> bytes:

@@ -43,11 +43,16 @@ def scored(seq: int, rows: int, *, rid: str, codes: bool = False, at: float = NO
     labels = (probabilities[:, 1] > 0.5).astype(np.int64)
     outputs: dict[str, Any] = {"label": labels, "probabilities": probabilities}
     reason = np.array([["income", "age"]] * rows, dtype=object) if codes else None
-    return feed._Scored("3", DIGEST, "champion", at, rid, rows, seq, columns, None, outputs, 1, {}, reason)
+    return {"at": at, "request_id": rid, "rows": rows, "seq": seq, "columns": columns, "block": None,
+            "outputs": outputs, "metadata": {}, "reason_codes": reason}  # fmt: skip
 
 
 def body(items: list[Any]) -> dict[str, Any]:
-    document: dict[str, Any] = batches.decode_binary(feed.build_body(items, "stream-a"))
+    """The batch the server would send for ``items`` (all one version and route), as decoded."""
+    pending = feed._Pending("3", DIGEST, "champion", 1)
+    for item in items:
+        pending.add(**item)
+    document: dict[str, Any] = batches.decode_binary(pending.body("stream-a"))
     return document
 
 
@@ -73,7 +78,7 @@ def written(tmp_path: pathlib.Path) -> pathlib.Path:
     log.start()
     items = [scored(i, 1, rid=f"r{i}", codes=i == 2) for i in range(8)] + [scored(8, 2, rid="multi")]
     for part in (items[:4], items[4:8], items[8:]):
-        log.offer(body(part), sum(item.rows for item in part))
+        log.offer(body(part), sum(item["rows"] for item in part))
     log.close()
     return tmp_path
 
@@ -98,10 +103,11 @@ def test_every_decision_is_found_by_request_id_with_version_digest_output_and_in
     assert decision["model_digest"] == DIGEST
     assert decision["route"] == "champion"
     assert decision["reason_codes"] == ["income", "age"]
-    assert decision["output"]["score"] == pytest.approx(float(item.outputs["probabilities"][0, 1]), rel=1e-6)
-    assert decision["output"]["label"] == str(item.outputs["label"][0])
+    outputs = item["outputs"]
+    assert decision["output"]["score"] == pytest.approx(float(outputs["probabilities"][0, 1]), rel=1e-6)
+    assert decision["output"]["label"] == str(outputs["label"][0])
     assert "inputs" not in decision  # data minimisation by default
-    row = {"age": item.columns["age"][0, 0], "income": item.columns["income"][0, 0], "purpose": "car"}
+    row = {"age": item["columns"]["age"][0, 0], "income": item["columns"]["income"][0, 0], "purpose": "car"}
     assert decision["input_sha256"] == records.input_digest(row)
     multi, _ = reader.decisions(
         locations.LocalLocation(written), namespace="risk", deployment="credit", start=0, end=2e9

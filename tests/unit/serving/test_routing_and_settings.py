@@ -175,27 +175,27 @@ def _decoded(body: bytes) -> Any:
 def test_the_monitor_body_is_column_oriented_with_one_entry_per_row() -> None:
     first_probabilities = np.array([[0.2, 0.8]], np.float32)
     second_probabilities = np.array([[0.9, 0.1], [0.3, 0.7]], np.float32)
-    scored = [
-        feed._Scored(
-            "3", "d" * 64, "champion", 1.0, "a", 1, 10,
-            {"x": np.array([[1.5]], np.float32), "c": np.array([["car"]], dtype=object)},
-            None,
-            {"label": np.array([1]), "probabilities": first_probabilities},
-            1,
-            {"sex": ["F"]},
-            None,
-        ),
-        feed._Scored(
-            "3", "d" * 64, "champion", 2.0, "b", 2, 11,
-            {"x": np.array([[np.nan], [2.0]], np.float32), "c": np.array([[""], ["home"]], dtype=object)},
-            None,
-            {"label": np.array([0, 1]), "probabilities": second_probabilities},
-            1,
-            {},
-            np.array([["x", "c"], ["c", "x"]], dtype=object),
-        ),
-    ]  # fmt: skip
-    document = _decoded(feed.build_body(scored, "stream-1"))
+    pending = feed._Pending("3", "d" * 64, "champion", 1)
+    pending.add(
+        1.0,
+        "a",
+        1,
+        10,
+        columns={"x": np.array([[1.5]], np.float32), "c": np.array([["car"]], dtype=object)},
+        block=None,
+        outputs={"label": np.array([1]), "probabilities": first_probabilities},
+        metadata={"sex": ["F"]},
+        reason_codes=None,
+    )
+    pending.add(
+        2.0, "b", 2, 11,
+        columns={"x": np.array([[np.nan], [2.0]], np.float32), "c": np.array([[""], ["home"]], dtype=object)},
+        block=None,
+        outputs={"label": np.array([0, 1]), "probabilities": second_probabilities},
+        metadata={},
+        reason_codes=np.array([["x", "c"], ["c", "x"]], dtype=object),
+    )  # fmt: skip
+    document = _decoded(pending.body("stream-1"))
     assert document["request_ids"] == ["a", "b:0", "b:1"]
     assert document["features"] == {"x": [1.5, None, 2.0], "c": ["car", "", "home"]}
     assert document["prediction"]["label"] == ["1", "0", "1"]
@@ -211,13 +211,13 @@ def test_the_monitor_body_is_column_oriented_with_one_entry_per_row() -> None:
 def test_a_one_tensor_request_goes_into_the_body_through_its_feature_block() -> None:
     block = np.array([[[1.0], [2.0]], [[3.0], [4.0]]], np.float32)  # [F=2, rows=2, 1]
     outputs = {"variable": np.array([[0.5], [0.25]], np.float32)}
-    scored = [
-        feed._Scored(
-            "1", "e" * 64, "shadow", 5.0, "r", 2, 0, dict(zip(["u", "v"], block, strict=True)), block,
-            outputs, None, {}, None,
-        )
-    ]  # fmt: skip
-    document = _decoded(feed.build_body(scored, "s"))
+    pending = feed._Pending("1", "e" * 64, "shadow", None)
+    pending.add(
+        5.0, "r", 2, 0,
+        columns=dict(zip(["u", "v"], block, strict=True)), block=block, outputs=outputs,
+        metadata={}, reason_codes=None,
+    )  # fmt: skip
+    document = _decoded(pending.body("s"))
     assert document["features"] == {"u": [1.0, 2.0], "v": [3.0, 4.0]}
     assert document["prediction"] == {"label": None, "score": [0.5, 0.25]}
     assert document["route"] == "shadow" and document["seq"] == [0, 1]
