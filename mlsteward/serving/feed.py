@@ -1,14 +1,15 @@
 """The serving → monitor channel (contracts §4): scored rows go to the sidecar off the request path.
 
 ``offer`` is called once per answered request and costs O(1) whatever the row count: it appends
-references to the request's arrays and the model's outputs (no copies, no encoding) to a bounded
-queue counted in rows, and gives the rows consecutive sequence numbers of this process's stream
-(so the decision log shows any row that never reached it); when the queue is full the rows are
-dropped and counted, never waited for. A background task takes up to ``batch_rows`` rows at a
-time, groups them by (version, route), and builds each column-oriented body once per batch in C
-(numpy concatenation; numeric columns as raw arrays, the rest orjson) before POSTing it to
-``<monitor-url>/v1/rows`` with a tiny HTTP/1.1
-client on one kept-alive connection (a new connection per batch cost more than building the
+references to the request's arrays and the model's outputs (no copies, no encoding) to its
+(version, digest, route) group, one list per column, bounded by a count of queued rows, and gives
+the rows consecutive sequence numbers of this process's stream (so the decision log shows any row
+that never reached it); when the queue is full the rows are dropped and counted, never waited
+for. A background task sends a group as soon as it holds ``batch_rows`` rows (a smaller one
+after the flush interval), building its column-oriented body once per batch in C (numpy
+concatenation; numeric columns as raw arrays, the rest orjson) before POSTing it to
+``<monitor-url>/v1/rows`` with a tiny HTTP/1.1 client on one kept-alive connection (a new
+connection per batch cost more than building the
 body). The connection is reopened when it has been idle for ``_IDLE_REOPEN_S``, below the
 sidecar's keep-alive timeout, so a batch is never sent on a connection the sidecar is closing;
 a failed send is counted and never retried (a retry could log a decision twice).
