@@ -50,17 +50,19 @@ def _offer(monitor: feed.MonitorFeed, rid: str, rows: int, route: str = "champio
     )
 
 
-async def _scenario() -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+async def _scenario() -> tuple[list[list[str]], list[list[str]], list[list[str]], float]:
     receiver = _Receiver()
     server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+    registry = CollectorRegistry()
+    serving_metrics = metrics.ServingMetrics(registry)
     monitor = feed.MonitorFeed(
         f"http://127.0.0.1:{port}",
         queue_rows=1000,
         batch_rows=4,
         flush_interval_s=30.0,
         timeout_s=5.0,
-        metrics=metrics.ServingMetrics(CollectorRegistry()),
+        metrics=serving_metrics,
     )
     task = asyncio.create_task(monitor.run())
     _offer(monitor, "a", 1)
@@ -79,11 +81,13 @@ async def _scenario() -> tuple[list[list[str]], list[list[str]], list[list[str]]
     with contextlib.suppress(asyncio.CancelledError):
         await task
     server.close()
-    return before_full, when_full, [d["request_ids"] for d in receiver.documents]
+    spent = registry.get_sample_value("mlsteward_serving_monitor_feed_seconds_total") or 0.0
+    return before_full, when_full, [d["request_ids"] for d in receiver.documents], spent
 
 
 def test_full_groups_go_at_once_the_rest_at_the_interval_or_shutdown() -> None:
-    before_full, when_full, at_the_end = asyncio.run(_scenario())
+    before_full, when_full, at_the_end, spent = asyncio.run(_scenario())
     assert before_full == []
     assert when_full == [["a", "b:0", "b:1", "c"]]
     assert sorted(at_the_end[1:]) == [["d:0", "d:1", "d:2"], ["s"]]
+    assert 0.0 < spent < 1.0  # the event-loop time of queueing, building and writing the batches
