@@ -242,7 +242,7 @@ def _content_type(scope: Scope) -> bytes:
 def _claimed_rows(document: Any) -> int:
     """Rows a rejected batch claimed to have, for the rejected-rows counter (best effort)."""
     if isinstance(document, dict):
-        ids = document.get("request_ids")
+        ids = batches.row_ids(document)
         if isinstance(ids, list):
             return len(ids)
         features = document.get("features")

@@ -66,13 +66,14 @@ class Batch:
     rows: int
     model_version: str
     route: str
-    request_ids: Sequence[str] | None
+    request_ids: Sequence[str] | None  # one per row, or one per request with ``request_rows``
     numeric: NDArray[np.float64]  # (rows, layout.numeric), NaN = missing
     # column key -> value counts, or (from trusted in-process callers) the values themselves
     categorical: Mapping[str, Mapping[str | None, int] | Sequence[str | None]]
     labels: Sequence[str | None] | None
     scores: Sequence[float | None] | None
     metadata: Mapping[str, Sequence[object]]
+    request_rows: Sequence[int] | None = None  # rows of each request (contracts §4's compact form)
 
 
 def parse(
@@ -100,10 +101,11 @@ def parse(
     if not isinstance(prediction, Mapping):
         raise BatchError("bad_field", "'prediction' must be an object with 'label' and 'score'")
     request_ids = document.get("request_ids")
-    rows = _row_count(features, request_ids)
+    request_rows = _request_rows(document)
+    rows = _row_count(features, request_ids, request_rows)
     if rows > max_rows:
         raise BatchError("too_many_rows", f"the batch has {rows} rows, more than the limit of {max_rows}")
-    if request_ids is not None:
+    if request_ids is not None and request_rows is None:
         _check_list("request_ids", request_ids, rows)
         if not all(type(r) is str for r in request_ids):
             raise BatchError("wrong_type", "'request_ids' must be strings")
@@ -159,7 +161,18 @@ def parse(
             f"more than the allowed share {max_missing_share}",
         )
     metadata = _metadata(document.get("metadata"), rows, metadata_keys)
-    return Batch(rows, version, route, request_ids, block, categorical, labels, scores, metadata)
+    return Batch(
+        rows,
+        version,
+        route,
+        request_ids,
+        block,
+        categorical,
+        labels,
+        scores,
+        metadata,
+        request_rows=request_rows,
+    )
 
 
 _MAX_EXPANDED_ROWS = 10_000_000  # a bound on ``request_rows`` before any row id is made
@@ -201,16 +214,20 @@ def decode_binary(body: bytes) -> dict[str, Any]:
         if isinstance(inner, dict):
             for key in list(inner):
                 inner[key] = resolve(inner[key], f"{section}.{key}")
-    _expand_request_rows(document)
+    _check_request_rows(document)
     _expand_label_names(document)
     return document
 
 
-def _expand_request_rows(document: dict[str, Any]) -> None:
-    """``request_ids`` (one per request) + ``request_rows`` -> one id per row (contracts §4)."""
+def _check_request_rows(document: dict[str, Any]) -> None:
+    """``request_ids`` (one per request) + ``request_rows`` (contracts §4's compact form) must fit.
+
+    The pair is kept as it is: the label join buffer holds one entry per request, and ``row_ids``
+    derives the ids of the rows (``<id>:<i>``) where one is needed per row.
+    """
     if "request_rows" not in document:
         return
-    counts, ids = document.pop("request_rows"), document.get("request_ids")
+    counts, ids = document["request_rows"], document.get("request_ids")
     if not (isinstance(counts, np.ndarray) and counts.dtype.kind in "iu"):
         raise BatchError("bad_field", "'request_rows' must be an integer $array")
     if not (isinstance(ids, list) and all(type(r) is str for r in ids)):
@@ -221,13 +238,28 @@ def _expand_request_rows(document: dict[str, Any]) -> None:
         )
     if len(counts) and (int(counts.min()) < 1 or int(counts.sum()) > _MAX_EXPANDED_ROWS):
         raise BatchError("bad_field", "'request_rows' entries must be at least 1 and sum to a sane row count")
+
+
+def _request_rows(document: Mapping[str, Any]) -> list[int] | None:
+    """The rows of each request, when the body came in the compact form (binary bodies only)."""
+    counts = document.get("request_rows")
+    return counts.tolist() if isinstance(counts, np.ndarray) else None
+
+
+def row_ids(document: Mapping[str, Any]) -> list[str] | None:
+    """One request id per row (contracts §4): row ``i`` of an ``N``-row request is ``<id>:<i>``, a
+    one-row request keeps ``<id>``. ``None`` when the body carries no request ids."""
+    ids = document.get("request_ids")
+    counts = _request_rows(document)
+    if counts is None or not isinstance(ids, list):
+        return ids if isinstance(ids, list) else None
     rows: list[str] = []
-    for rid, count in zip(ids, counts.tolist(), strict=True):
+    for rid, count in zip(ids, counts, strict=True):
         if count == 1:
             rows.append(rid)
         else:
             rows.extend([f"{rid}:{i}" for i in range(count)])
-    document["request_ids"] = rows
+    return rows
 
 
 def _expand_label_names(document: dict[str, Any]) -> None:
@@ -245,11 +277,13 @@ def _expand_label_names(document: dict[str, Any]) -> None:
     prediction["label"] = np.asarray(names, dtype=object)[indices].tolist()
 
 
-def _row_count(features: Mapping[str, Any], request_ids: object) -> int:
+def _row_count(features: Mapping[str, Any], request_ids: object, request_rows: list[int] | None) -> int:
+    if request_rows is not None:
+        return sum(request_rows)
     if isinstance(request_ids, list):
         return len(request_ids)
     for values in features.values():
-        if isinstance(values, list):
+        if isinstance(values, list | np.ndarray):
             return len(values)
     return 0
 

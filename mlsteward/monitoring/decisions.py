@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from mlsteward.audit import chains, locations, records, retention, segments
+from mlsteward.monitoring import batches
 from mlsteward.store.errors import StoreError
 
 _log = logging.getLogger("mlsteward.monitoring.decisions")
@@ -280,7 +281,7 @@ def _block(document: Mapping[str, Any], count: int, log_inputs: bool) -> dict[st
     batch_time = float(document.get("time") or 0.0)
     block: dict[str, Any] = {
         "time": _given(document.get("times"), [batch_time] * count),
-        "request_id": _given(document.get("request_ids"), [None] * count),
+        "request_id": _given(batches.row_ids(document), [None] * count),
         "model_version": document.get("model_version", ""),
         "model_digest": document.get("model_digest"),
         "route": document.get("route", "champion"),

@@ -121,7 +121,14 @@ class Monitor:
                         known_groups=self._groups[attribute],
                     )
         if batch.request_ids is not None:
-            self.join.remember(batch.request_ids, batch.labels, batch.scores, now, batch.model_version)
+            self.join.remember(
+                batch.request_ids,
+                batch.labels,
+                batch.scores,
+                now,
+                version=batch.model_version,
+                request_rows=batch.request_rows,
+            )
         self.accepted_batches += 1
         self.last_ingest = now
         if self.windows.due(now):

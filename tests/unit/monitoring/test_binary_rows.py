@@ -26,7 +26,7 @@ def test_arrays_round_trip_and_the_rest_stays_json() -> None:
     assert document["features"]["purpose"] == ["x", "x", "x"]
 
 
-def test_request_rows_and_label_names_expand_to_one_entry_per_row() -> None:
+def test_request_rows_stay_one_id_per_request_and_label_names_expand_to_one_label_per_row() -> None:
     body = feed.encode_binary(
         {
             "request_ids": ["a", "b"],
@@ -35,8 +35,8 @@ def test_request_rows_and_label_names_expand_to_one_entry_per_row() -> None:
         }
     )
     document = batches.decode_binary(body)
-    assert document["request_ids"] == ["a", "b:0", "b:1", "b:2"]
-    assert "request_rows" not in document
+    assert document["request_ids"] == ["a", "b"]  # the join buffer keeps one entry per request
+    assert batches.row_ids(document) == ["a", "b:0", "b:1", "b:2"]
     assert document["prediction"] == {"label": ["yes", "no", "yes", "yes"]}
 
 

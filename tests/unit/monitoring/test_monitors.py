@@ -12,6 +12,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from mlsteward.monitoring import batches, metrics, monitors, profiles, verdicts, views, windows
+from mlsteward.serving import feed
 
 SHIFTED = {"age", "balance", "purpose", "channel"}
 
@@ -337,3 +338,51 @@ def test_a_sliding_window_by_time_moves_one_pane_duration_at_a_time(
     assert monitor.evaluation is not None
     assert monitor.evaluation.rows == 2_500  # the last five panes of 500 rows
     assert monitor.evaluation.ended - monitor.evaluation.started == pytest.approx(50.0)  # the duration
+
+
+def test_a_binary_body_with_multi_row_requests_counts_and_joins_like_one_id_per_row(
+    reference: profiles.Reference, unshifted_data: dict[str, Any], make_batch: Any
+) -> None:
+    document = make_batch(unshifted_data, 0, 1_000)
+    counts = [1, 8, 8, 8, 8] * 30 + [8, 1, 1]  # 153 requests, 1,000 rows
+    assert sum(counts) == 1_000
+    request_ids = [f"r{i}" for i in range(len(counts))]
+    row_ids = [
+        rid if n == 1 else f"{rid}:{j}" for rid, n in zip(request_ids, counts, strict=True) for j in range(n)
+    ]
+    compact = {
+        **document,
+        "request_ids": request_ids,
+        "request_rows": np.array(counts),
+        "features": {
+            name: np.array(values, np.float64) if isinstance(values[0], float) else values
+            for name, values in document["features"].items()
+        },
+        "prediction": {**document["prediction"], "score": np.array(document["prediction"]["score"])},
+    }
+    per_row = {**document, "request_ids": row_ids}
+    predicted = document["prediction"]["label"]
+    truth = [p if i % 4 else ("0" if p == "1" else "1") for i, p in enumerate(predicted)]
+    asked = [*row_ids[::-1], "r1", "r1:8", "r0:0"]  # a multi-row id alone, past its rows, a one-row id + ":0"
+    labels = batches.parse_labels(
+        {"request_ids": asked, "labels": truth[::-1] + ["1"] * 3}, "classification", 2_000
+    )
+    results = []
+    for body in (per_row, batches.decode_binary(feed.encode_binary(compact))):
+        monitor = _monitor(reference, size=1_000)
+        batch = batches.parse(body, monitor.layout, max_rows=10_000, max_missing_share=0.5)
+        monitor.ingest(batch, 1.0)
+        joined = monitor.ingest_labels(labels, 2.0)
+        monitor.advance(3.0)
+        assert monitor.window_report is not None and monitor.evaluation is not None
+        results.append(
+            (
+                joined,
+                len(monitor.join),
+                monitor.window_report.performance,
+                monitor.evaluation.current.counts.tolist(),
+            )
+        )
+
+    assert results[0][:2] == (1_000, 0)
+    assert results[1] == results[0]
