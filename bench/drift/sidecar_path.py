@@ -153,9 +153,11 @@ def measure(ref: profiles.Reference, rows: int, request_rows: int, repeat: int) 
         for batch in parsed:
             monitor.ingest(batch, now=0.0)
         monitor.flush()
-        summary = monitor.windows.current.summary
+        summary, scorer = monitor.windows.current.summary, verdicts.Scorer(layout)
         for _ in range(rows // 10_000):
-            verdicts.evaluate(layout, summary, monitor.rules, None, number=1, started=0.0, ended=1.0)
+            verdicts.evaluate(
+                layout, summary, monitor.rules, None, number=1, started=0.0, ended=1.0, scorer=scorer
+            )
 
     monitor = new_monitor(ref)
     joined = 0

@@ -65,6 +65,7 @@ class Monitor:
         for column in self.layout.columns:
             rules.for_column(column)  # fail at start, not at the first window, on a bad override
         self.rules = rules
+        self._scorer = verdicts.Scorer(self.layout)
         self.options = options
         self.windows = windows.Windows(self.layout, window_spec, now)
         self.join = labels.JoinBuffer(options.label_buffer_size, options.label_timeout_s)
@@ -210,6 +211,7 @@ class Monitor:
                 number=self.windows.windows_closed,
                 started=window.started,
                 ended=window.ended,
+                scorer=self._scorer,
             )
             self.window_report = WindowReport(
                 labels.report(window.performance, self.reference.task),

@@ -113,6 +113,38 @@ def score_column(
     }
 
 
+class Scorer:
+    """Every applicable test for every column of a layout, all columns at once (the statistics
+    module's panels): what ``score_column`` gives column by column, in a fraction of the time."""
+
+    def __init__(self, layout: summaries.Layout) -> None:
+        self.layout = layout
+        numeric = [(c, c.reference) for c in layout.numeric]
+        categorical = [(c, c.reference) for c in layout.categorical]
+        self._numeric = statistics.NumericPanel(
+            [c.offset for c, _ in numeric],
+            [r for _, r in numeric if isinstance(r, profiles.NumericReference)],
+        )
+        self._categorical = statistics.CategoricalPanel(
+            [c.offset for c, _ in categorical], [r.counts for _, r in categorical]
+        )
+
+    def score(self, current: summaries.Summary) -> dict[str, dict[statistics.Test, statistics.Score]]:
+        """Column key -> test -> score."""
+        scores: dict[str, dict[statistics.Test, statistics.Score]] = {}
+        if self.layout.numeric:
+            for column, column_scores in zip(
+                self.layout.numeric, self._numeric.scores(current.counts, current.sums), strict=True
+            ):
+                scores[column.key] = column_scores
+        if self.layout.categorical:
+            for column, column_scores in zip(
+                self.layout.categorical, self._categorical.scores(current.counts), strict=True
+            ):
+                scores[column.key] = column_scores
+        return scores
+
+
 def evaluate(
     layout: summaries.Layout,
     current: summaries.Summary,
@@ -122,13 +154,16 @@ def evaluate(
     number: int,
     started: float,
     ended: float,
+    scorer: Scorer | None = None,
 ) -> Evaluation:
+    """The verdicts of one window; pass the layout's ``scorer`` when evaluating many windows."""
     enough = current.rows >= rules.min_samples
     before = {v.column.key: v.consecutive for v in previous.columns} if previous else {}
+    all_scores = (scorer or Scorer(layout)).score(current)
     verdicts: list[ColumnVerdict] = []
     for column in layout.columns:
         test, threshold = rules.for_column(column)
-        scores = score_column(column, current)
+        scores = all_scores[column.key]
         if not enough:
             state: State = "insufficient_data"
             streak = before.get(column.key, 0)

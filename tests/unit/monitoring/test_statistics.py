@@ -11,13 +11,16 @@ mass sits inside the wide tail bins).
 
 from __future__ import annotations
 
+import collections
+from typing import Any
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 from scipy import stats
 from scipy.spatial import distance
 
-from mlsteward.monitoring import profiles, profiling, statistics, summaries
+from mlsteward.monitoring import profiles, profiling, statistics, summaries, verdicts
 
 
 def _binned(
@@ -187,3 +190,63 @@ def test_identical_distributions_score_zero_on_every_test() -> None:
         score = statistics.run(test, counts, counts * 3, edges=edges, current_sums=sums, reference_std=1.0)
         assert score.value == pytest.approx(0.0, abs=1e-6), test
     assert statistics.chi_square(counts, counts * 3).value == pytest.approx(0.0, abs=1e-12)
+
+
+def _mixed_layout(rng: np.random.Generator) -> summaries.Layout:
+    """Columns of every shape the panels pad: 10 quantile bins with wide tails, few bins (a
+    discrete column, a constant one), skewed, and categoricals of different sizes."""
+    data: dict[str, NDArray[Any] | list[str]] = {
+        "normal": rng.normal(0.0, 1.0, 5_000),
+        "skewed": rng.lognormal(0.0, 1.0, 5_000),
+        "exponential": rng.exponential(2.0, 5_000),
+        "discrete": rng.integers(0, 3, 5_000).astype(float),
+        "two_values": rng.integers(0, 2, 5_000).astype(float),
+        "constant": np.full(5_000, 4.0),
+        "uniform": rng.uniform(-1.0, 1.0, 5_000),
+        "small": rng.choice(["a", "b"], 5_000).tolist(),
+        "large": rng.choice([f"v{i}" for i in range(30)], 5_000).tolist(),
+    }
+    score = rng.beta(2.0, 2.0, 5_000)
+    document = profiling.profile(
+        data, prediction_label=["1" if s >= 0.5 else "0" for s in score], prediction_score=score
+    )
+    return summaries.Layout(profiles.parse_reference(document))
+
+
+@pytest.mark.parametrize("case", ["same", "shifted", "empty", "one_row", "all_missing"])
+def test_all_columns_at_once_give_what_each_column_alone_gives(case: str) -> None:
+    rng = np.random.default_rng(11)
+    layout = _mixed_layout(rng)
+    summary = summaries.Summary.empty(layout)
+    rows = {"same": 3_000, "shifted": 3_000, "empty": 0, "one_row": 1, "all_missing": 50}[case]
+    if rows:
+        block = rng.normal(0.0, 1.0, (rows, len(layout.numeric))) * (3.0 if case == "shifted" else 1.0)
+        block[rng.random(block.shape) < 0.05] = np.nan
+        if case == "shifted":
+            block[: rows // 10] = 40.0  # past every training maximum
+        if case == "all_missing":
+            block[:, 0] = np.nan
+        layout.bin_numeric(block, summary)
+        for column in layout.categorical:
+            ref = column.reference
+            assert isinstance(ref, profiles.CategoricalReference)
+            choices = np.array(
+                [*ref.categories[: 1 if case == "shifted" else None], "new", None], dtype=object
+            )
+            layout.bin_categorical(column, collections.Counter(rng.choice(choices, rows).tolist()), summary)
+        summary.rows = rows
+
+    together = verdicts.Scorer(layout).score(summary)
+
+    for column in layout.columns:
+        alone = verdicts.score_column(column, summary)
+        assert list(together[column.key]) == list(alone), column.key
+        for test, score in alone.items():
+            assert together[column.key][test].value == pytest.approx(score.value, rel=1e-12, abs=1e-12), (
+                column.key,
+                test,
+            )
+            if score.p_value is None:
+                assert together[column.key][test].p_value is None
+            else:
+                assert together[column.key][test].p_value == pytest.approx(score.p_value, rel=1e-9, abs=1e-12)
