@@ -32,7 +32,7 @@ def main() -> None:
     elapsed = cpu = 0.0
     for part in common.current_chunks(rows):
         n = len(part["n00"])
-        block_all = np.column_stack([part[name] for name in numeric_names])
+        block_all = np.vstack([part[name] for name in numeric_names])  # feature-major, as Batch holds it
         # Slice the chunk into batches before the clock starts: only ingest is timed.
         spans = [(start, min(start + batch, n)) for start in range(0, n, batch)]
         if through_json:
@@ -46,7 +46,7 @@ def main() -> None:
         else:
             ready = [
                 batches.Batch(
-                    b - a, "1", "champion", None, block_all[a:b],
+                    b - a, "1", "champion", None, block_all[:, a:b],
                     {c.key: part[c.name][a:b] for c in layout.categorical}, None, None, {},
                 )
                 for a, b in spans

@@ -67,7 +67,7 @@ class Batch:
     model_version: str
     route: str
     request_ids: Sequence[str] | None  # one per row, or one per request with ``request_rows``
-    numeric: NDArray[np.float64]  # (rows, layout.numeric), NaN = missing
+    numeric: NDArray[np.float64]  # (layout.numeric, rows): one contiguous row per column, NaN = missing
     # column key -> value counts, or (from trusted in-process callers) the values themselves
     categorical: Mapping[str, Mapping[str | None, int] | Sequence[str | None]]
     labels: Sequence[str | None] | None
@@ -118,7 +118,7 @@ def parse(
     if route not in ROUTES:
         raise BatchError("bad_field", f"'route' must be one of {list(ROUTES)}, got {route!r}")
 
-    block = np.empty((rows, len(layout.numeric)), np.float64)
+    block = np.empty((len(layout.numeric), rows), np.float64)
     categorical: dict[str, Mapping[str | None, int] | Sequence[str | None]] = {}
     missing = 0
     numeric_features: list[int] = []
@@ -147,12 +147,12 @@ def parse(
                 labels = values
     # Whole-block checks, once per batch rather than once per column.
     if np.isinf(block).any():
-        index = int(np.flatnonzero(np.isinf(block).any(axis=0))[0])
+        index = int(np.flatnonzero(np.isinf(block).any(axis=1))[0])
         name = next(c for c in layout.columns if c.kind == "numeric" and c.numeric_index == index)
         section = "features" if name.role == "feature" else "prediction"
         raise BatchError("wrong_type", f"'{section}.{name.name}' holds a non-finite number")
     if numeric_features:
-        missing += int(np.count_nonzero(np.isnan(block[:, numeric_features])))
+        missing += int(np.count_nonzero(np.isnan(block[numeric_features])))
     cells = rows * len(expected)
     if cells and missing / cells > max_missing_share:
         raise BatchError(
@@ -303,7 +303,7 @@ def _fill_numeric(block: NDArray[np.float64], index: int, values: Any, where: st
     if isinstance(values, np.ndarray):  # a binary body's column: no per-value type check needed
         if values.dtype.kind != "f":
             raise BatchError("wrong_type", f"'{where}' must be floating point, found {values.dtype}")
-        block[:, index] = values  # NaN = missing; infinities are refused for the whole block in parse
+        block[index] = values  # NaN = missing; infinities are refused for the whole block in parse
     else:
         _fill_numeric_list(block, index, values, where)
 
@@ -314,7 +314,7 @@ def _fill_numeric_list(block: NDArray[np.float64], index: int, values: list[Any]
         wrong = sorted(k.__name__ for k in kinds - _NUMBER_TYPES)
         raise BatchError("wrong_type", f"'{where}' must hold numbers or null, found {wrong}")
     try:
-        block[:, index] = values  # None becomes NaN
+        block[index] = values  # None becomes NaN
     except (OverflowError, ValueError) as error:
         raise BatchError("wrong_type", f"'{where}': {error}") from error
 

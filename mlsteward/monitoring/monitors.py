@@ -99,7 +99,7 @@ class Monitor:
                 self.flush()
         else:  # larger than the staging buffer: bin it directly
             delta = summaries.Summary.empty(self.layout)
-            self.layout.bin_numeric(batch.numeric, delta)
+            self.layout.bin_columns(batch.numeric, delta)
             for key, values in batch.categorical.items():
                 counts = values if isinstance(values, Mapping) else collections.Counter(values)
                 self.layout.bin_categorical(self.layout.by_key[key], counts, delta)
