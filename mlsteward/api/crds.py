@@ -18,11 +18,6 @@ from pydantic_core import core_schema
 from mlsteward.api import CATEGORY, GROUP, VERSION, resources
 
 _DROP = {"title", "$defs"}
-_KOPF_STATUS = {
-    "type": "object",
-    "x-kubernetes-preserve-unknown-fields": True,
-    "description": "The operator framework's own progress records (internal).",
-}
 
 
 class _FactoryDefaults(GenerateJsonSchema):
@@ -103,7 +98,6 @@ def build_crd(kind: resources.Kind) -> dict[str, Any]:
     """The complete apiextensions.k8s.io/v1 CustomResourceDefinition of one kind."""
     spec_schema = openapi_schema(kind.spec)
     status_schema = openapi_schema(kind.status)
-    status_schema.setdefault("properties", {})["kopf"] = _KOPF_STATUS
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

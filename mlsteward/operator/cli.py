@@ -1,81 +1,73 @@
-"""``mlsteward operator``: parse the settings, configure kopf, run until stopped."""
+"""``mlsteward operator``: parse the settings, start the watches and the work queue, run until
+SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
+import urllib.parse
 from collections.abc import Sequence
-from typing import Any
 
-import kopf
+from aiohttp import web
 
 from mlsteward.operator import handlers, metrics, rbac
 from mlsteward.operator import settings as settings_module
 
-
-class EmptyDiffBaseStorage(kopf.StatusDiffBaseStorage):
-    """kopf's diff base, under ``status.kopf``, kept empty.
-
-    kopf builds a diff base (a deep copy of the body's essence) on every watch event, for
-    change handlers. This operator registers none (see handlers.py), so the copy is pure cost:
-    about 6 ms an event in a profile, the largest single cost at 100 Models.
-    """
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return kopf.BodyEssence()
+_log = logging.getLogger("mlsteward.operator")
 
 
-def kopf_settings(settings: settings_module.Settings) -> kopf.OperatorSettings:
-    """kopf's own settings: timeouts on every watch, nothing of kopf's in annotations."""
-    result = kopf.OperatorSettings()
-    result.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    result.persistence.diffbase_storage = EmptyDiffBaseStorage(field="status.kopf.diffbase")
-    result.persistence.finalizer = "mlsteward.io/kopf"
-    result.watching.server_timeout = settings.watch_timeout_seconds
-    result.watching.client_timeout = settings.watch_timeout_seconds + 15
-    result.watching.connect_timeout = 10
-    result.watching.inactivity_timeout = settings.watch_timeout_seconds + 30
-    result.watching.reconnect_backoff = 1.0
-    result.networking.request_timeout = 30
-    # kopf keeps a worker task (with its queue and the events' bodies) per object until it has
-    # been idle this long: with thousands of objects arriving at once, 5 s (the default) keeps
-    # thousands alive and their memory stays with the process after the burst.
-    result.queueing.idle_timeout = 0.5
-    result.scanning.disabled = True
-    result.posting.enabled = False  # the reconcilers emit their own Events
-    return result
+async def serve_liveness(operator: handlers.Operator, endpoint: str) -> web.AppRunner | None:
+    """Serve ``endpoint`` (e.g. ``http://0.0.0.0:8081/healthz``): 200 while every watch and the
+    work queue run, 503 when one has stopped (the kubelet then restarts the pod)."""
+    url = urllib.parse.urlsplit(endpoint)
+
+    async def handle(_: web.Request) -> web.Response:
+        if operator.alive():
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="a watch or the work queue has stopped\n")
+
+    app = web.Application()
+    app.router.add_get(url.path or "/healthz", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, url.hostname or "0.0.0.0", url.port or 8081).start()
+    except OSError as error:
+        _log.error("liveness endpoint not started on %s: %s", endpoint, error)
+        await runner.cleanup()
+        return None
+    return runner
 
 
 async def run(settings: settings_module.Settings, stop: asyncio.Event | None = None) -> None:
-    registry = kopf.OperatorRegistry()
+    """Run the operator until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
     operator = handlers.Operator(settings)
-    handlers.register(registry, operator)
-    # A server of its own: kopf's liveness endpoint serves only /healthz.
     operator.queue.observe = operator.context.metrics.observe_reconcile
     operator.context.metrics.queue_depth = operator.queue.depth
-    server = None
+    servers = []
     if settings.metrics_port:
-        server = await metrics.serve(operator.context.metrics, settings.metrics_host, settings.metrics_port)
+        servers.append(
+            await metrics.serve(operator.context.metrics, settings.metrics_host, settings.metrics_port)
+        )
+    if settings.liveness_endpoint:
+        servers.append(await serve_liveness(operator, settings.liveness_endpoint))
+    operator.start()
+    _log.info("mlsteward operator started with %s", settings)
     try:
-        await _run_kopf(settings, registry, stop)
+        await stop.wait()
     finally:
-        if server is not None:
-            await server.cleanup()
-
-
-async def _run_kopf(
-    settings: settings_module.Settings, registry: kopf.OperatorRegistry, stop: asyncio.Event | None
-) -> None:
-    await kopf.operator(
-        registry=registry,
-        settings=kopf_settings(settings),
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=settings.liveness_endpoint or None,
-        stop_flag=stop,
-    )
+        await operator.stop()
+        for server in servers:
+            if server is not None:
+                await server.cleanup()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -91,7 +83,5 @@ def main(argv: Sequence[str]) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # kopf logs every event handler call at INFO: one line per watch event is noise here.
-    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
     asyncio.run(run(settings))
     return 0

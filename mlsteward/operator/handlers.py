@@ -1,11 +1,9 @@
-"""kopf registration, thin: every watch event only puts a key on the work queue.
+"""Watch events -> work-queue keys, thin: every event only puts a key on the queue.
 
-Why ``kopf.on.event`` and not create/update handlers: reconciling is level-based, so nothing
-needs kopf's per-handler progress or diff base, and no write of kopf's own can ever be
-separated from our status write by a crash. kopf here only watches (with reconnects, timeouts
-and the initial listing that doubles as "resume"), and the work queue reconciles each key from
-the objects as they are now. kopf's storages are still pointed at ``status.kopf`` (see
-``cli.kopf_settings``) so that nothing of kopf's ever lands in annotations.
+Reconciling is level-based: the work queue reconciles each key from the objects as they are
+now, never from the event, so a missed event, a crash or a restart changes nothing. The
+watches (``watching.py``) list and then watch each kind; the listing's items arrive as events
+of type None, exactly like the periodic resync of a key.
 """
 
 from __future__ import annotations
@@ -14,49 +12,28 @@ import asyncio
 import collections
 import datetime
 import logging
-import os
 from typing import Any
 
-import kopf
-
 from mlsteward import api
-from mlsteward.operator import kube, memory
+from mlsteward.operator import kube, login, memory, watching
 from mlsteward.operator import settings as settings_module
 from mlsteward.operator.builders import common as builders
 from mlsteward.operator.queue import Key, WorkQueue
 from mlsteward.operator.reconcilers import common, deployments, models, monitors
 
 _log = logging.getLogger("mlsteward.operator")
-_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-# Where the ServiceAccount token and CA are mounted, when not at the usual place. The chart sets
-# it to the usual path, which the development node agent maps to its host directory.
-SA_DIR_ENV = "MLSTEWARD_SERVICE_ACCOUNT_DIR"
 # How often the operator checks whether a burst of work is over (to give its memory back).
 RELEASE_CHECK_SECONDS = 2.0
 # Passes since the last release that make a burst worth a full collection (tens of ms).
 RELEASE_AFTER_PASSES = 100
+# The first pass waits for every kind's first listing (so that it starts from the listed
+# Jobs instead of reading them one by one), but no longer than this, in seconds: a kind that
+# cannot be listed (a missing permission) must not stop the others from being reconciled.
+LISTINGS_WAIT_SECONDS = 10.0
 
 
 def now_text() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def credentials() -> kopf.ConnectionInfo:
-    """The pod's ServiceAccount when in a cluster (token and CA in ``$MLSTEWARD_SERVICE_ACCOUNT_DIR``,
-    by default the usual mount path), else the kubeconfig (``$KUBECONFIG``).
-
-    Read again at every (re)login, so a rotated token is picked up."""
-    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
-    account = os.environ.get(SA_DIR_ENV) or _SA_DIR
-    if host and port and os.path.exists(f"{account}/token"):
-        with open(f"{account}/token", encoding="utf-8") as handle:
-            token = handle.read().strip()
-        server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-        return kopf.ConnectionInfo(server=server, ca_path=f"{account}/ca.crt", scheme="Bearer", token=token)
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    if info is None:
-        raise kopf.LoginError("no in-cluster ServiceAccount and no kubeconfig ($KUBECONFIG) to log in with")
-    return info
 
 
 def _relevant(event_type: str | None, body: dict[str, Any]) -> bool:
@@ -98,16 +75,37 @@ class Operator:
     def __init__(self, settings: settings_module.Settings) -> None:
         self.settings = settings
 
-        async def login() -> kopf.ConnectionInfo:
-            return credentials()
+        async def credentials() -> login.Credentials:
+            return login.credentials()
 
-        self.context = common.Context(kube=kube.Client(login), settings=settings)
+        self.context = common.Context(kube=kube.Client(credentials), settings=settings)
         self.queue = WorkQueue(self.reconcile, workers=settings.workers)
         self.context.defer = self.queue.defer
         self.deployments_by_model = ReferenceIndex()
         self.monitors_by_deployment = ReferenceIndex()
-        self._task: asyncio.Task[None] | None = None
-        self._relax: asyncio.Task[None] | None = None
+        self.watches = [
+            watching.Watch(self.context.kube, kind, namespace, handler, settings.watch_timeout_seconds)
+            for kind, handler in self._kinds()
+            for namespace in (settings.namespaces or [None])
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _kinds(self) -> list[tuple[watching.Kind, watching.Handler]]:
+        managed = f"{builders.LABEL_MANAGED_BY}={builders.MANAGED_BY}"
+        ours = api.API_VERSION
+        return [
+            # Jobs first: their listing fills the cache that the first Model passes start from.
+            (watching.Kind("batch/v1", "Job", "jobs", managed), self.on_child),
+            (watching.Kind("apps/v1", "Deployment", "deployments", managed), self.on_child),
+            (watching.Kind(ours, "Model", "models"), self.on_model),
+            (watching.Kind(ours, "Deployment", "deployments"), self.on_deployment),
+            (watching.Kind(ours, "Monitor", "monitors"), self.on_monitor),
+            (watching.Kind(ours, "Approval", "approvals"), self.on_approval),
+        ]
+
+    def alive(self) -> bool:
+        """Every watch and the work queue are still running (the liveness endpoint's answer)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     async def reconcile(self, key: Key) -> float | None:
         kind, namespace, name = key
@@ -116,29 +114,18 @@ class Operator:
         return delay
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run_queue())
-        self._relax = asyncio.create_task(self._release_memory_when_idle())
+        self._tasks = [asyncio.create_task(watch.run()) for watch in self.watches]
+        self._tasks.append(asyncio.create_task(self._run_queue()))
+        self._tasks.append(asyncio.create_task(self._release_memory_when_idle()))
 
     async def _run_queue(self) -> None:
-        await self._list_jobs()
+        listings = [asyncio.create_task(watch.listed.wait()) for watch in self.watches]
+        _, late = await asyncio.wait(listings, timeout=LISTINGS_WAIT_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            _log.warning("starting before every kind was listed (%d watches still listing)", len(late))
         await self.queue.run()
-
-    async def _list_jobs(self) -> None:
-        """Fill the cache with the training Jobs before the first pass (one LIST per watched
-        namespace), so that after a restart no Model's pass reads its Jobs one by one. It also
-        opens the API connection before the first event needs it (TLS costs a round trip)."""
-        selector = f"{builders.LABEL_MANAGED_BY}={builders.MANAGED_BY}"
-        paths = (
-            [kube.path("batch/v1", "Job", namespace) for namespace in self.settings.namespaces]
-            if self.settings.namespaces
-            else ["/apis/batch/v1/jobs"]
-        )
-        try:
-            for url_path in paths:
-                for job in await self.context.kube.list(url_path, label_selector=selector):
-                    self.context.bodies.put({"apiVersion": "batch/v1", "kind": "Job", **job})
-        except kube.KubeError as error:
-            _log.warning("the training Jobs could not be listed at start (read one by one): %s", error)
 
     async def _release_memory_when_idle(self) -> None:
         """After a burst of work, once the queue is idle, give the freed memory back."""
@@ -150,9 +137,10 @@ class Operator:
                 memory.release()
 
     async def stop(self) -> None:
-        for task in (self._task, self._relax):
-            if task is not None:
-                task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         await self.context.kube.close()
 
     def on_model(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -227,46 +215,3 @@ class Operator:
             self.queue.forget(key)
         else:
             self.queue.add(key)
-
-
-def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
-    """Register the handlers on ``registry`` (nothing is registered at import)."""
-    group, version = api.GROUP, api.VERSION
-    managed = {builders.LABEL_MANAGED_BY: builders.MANAGED_BY}
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return credentials()
-
-    @kopf.on.startup(registry=registry)
-    async def startup(**_: Any) -> None:
-        operator.start()
-        _log.info("mlsteward operator started with %s", operator.settings)
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        await operator.stop()
-
-    @kopf.on.event(group, version, "models", registry=registry)
-    def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        operator.on_model(type, dict(body))
-
-    @kopf.on.event(group, version, "deployments", registry=registry)
-    def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        operator.on_deployment(type, dict(body))
-
-    @kopf.on.event(group, version, "monitors", registry=registry)
-    def monitor_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        operator.on_monitor(type, dict(body))
-
-    @kopf.on.event(group, version, "approvals", registry=registry)
-    def approval_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        operator.on_approval(type, dict(body))
-
-    @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
-    def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        operator.on_child(type, dict(body))
-
-    @kopf.on.event("apps", "v1", "deployments", labels=managed, registry=registry)
-    def apps_deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        operator.on_child(type, dict(body))

@@ -3,25 +3,25 @@
 Writes are idempotent: children with server-side apply (``application/apply-patch+yaml``, a
 field manager, ``force``), status with a JSON merge patch carrying the ``resourceVersion``
 that was read (so a stale read fails with 409 and is retried, never overwrites).
-Credentials come from kopf's login (kubeconfig or the pod's ServiceAccount token).
+Credentials come from ``login`` (the pod's ServiceAccount token or the kubeconfig).
 """
 
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import ssl
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import kopf
 import orjson
 
 from mlsteward import api
-from mlsteward.operator import conditions
+from mlsteward.operator import conditions, login
 
 # Connections to the API server, shared by all workers. Each TLS connection holds about 128 KiB
 # of buffers, and the API server on a small control plane gains nothing from more concurrency
@@ -79,15 +79,14 @@ def path_of(body: dict[str, Any], sub: str = "") -> str:
     return path(body["apiVersion"], body["kind"], meta["namespace"], meta["name"], sub)
 
 
-def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+def _ssl_context(info: login.Credentials) -> ssl.SSLContext | bool:
     if info.insecure:
         return False
     context = ssl.create_default_context()
     if info.ca_path:
         context.load_verify_locations(cafile=info.ca_path)
     elif info.ca_data:
-        data = info.ca_data
-        text = data.decode() if isinstance(data, bytes) else data
+        text = info.ca_data.decode()
         if "BEGIN CERTIFICATE" not in text:
             text = base64.b64decode(text).decode()
         context.load_verify_locations(cadata=text)
@@ -96,7 +95,7 @@ def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
         # ssl wants files for client certificates.
         files = []
         for data in (info.certificate_data, info.private_key_data):
-            raw = data if isinstance(data, bytes) else data.encode()
+            raw = data
             if b"-----BEGIN" not in raw:
                 raw = base64.b64decode(raw)
             handle = tempfile.NamedTemporaryFile(delete=False, suffix=".pem")  # noqa: SIM115
@@ -119,27 +118,81 @@ class Client:
         await client.apply(manifest, "mlsteward-operator")
     """
 
-    def __init__(self, credentials: Callable[[], Awaitable[kopf.ConnectionInfo]]) -> None:
+    def __init__(self, credentials: Callable[[], Awaitable[login.Credentials]]) -> None:
         self._credentials = credentials
-        self._info: kopf.ConnectionInfo | None = None
+        self._info: login.Credentials | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | bool = True
         # uid -> resourceVersion of the last object this client wrote (its own echo on a watch).
         self.written: dict[str, str] = {}
 
-    async def _ensure(self) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
+    async def _ensure(self) -> tuple[aiohttp.ClientSession, login.Credentials]:
         if self._session is None or self._info is None:
             self._info = await self._credentials()
+            self._ssl = _ssl_context(self._info)
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=CONNECTIONS),
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=CONNECTIONS),
                 timeout=aiohttp.ClientTimeout(total=30, connect=5),
             )
         return self._session, self._info
 
+    async def _ensure_watches(self) -> tuple[aiohttp.ClientSession, login.Credentials]:
+        # Watches hold their connection for minutes: a pool of their own, so they never take
+        # the slots that requests wait for.
+        _, info = await self._ensure()
+        if self._watch_session is None:
+            self._watch_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, connect=5),
+            )
+        return self._watch_session, info
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
         self._session = None
+        self._watch_session = None
         self._info = None
+
+    async def watch(
+        self, url_path: str, params: dict[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The watch events of ``url_path`` (``watch=true`` is added), one dict each, until the
+        API server ends the stream; :class:`KubeError` when it cannot be opened or breaks
+        (``read_timeout``: seconds without a byte, e.g. an API server gone silent)."""
+        session, info = await self._ensure_watches()
+        headers = {"Accept": "application/json"}
+        if info.token:
+            headers["Authorization"] = f"Bearer {info.token}"
+        url = info.server.rstrip("/") + url_path
+        try:
+            async with session.get(
+                url,
+                params={**params, "watch": "true"},
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=read_timeout),
+            ) as response:
+                if response.status == 401:
+                    await self.close()
+                if response.status >= 400:
+                    raise _error(response.status, "WATCH", url_path, await response.read())
+                pending = bytearray()
+                async for chunk in response.content.iter_any():
+                    pending += chunk
+                    start = 0
+                    while (end := pending.find(b"\n", start)) >= 0:
+                        if end > start:
+                            yield orjson.loads(pending[start:end])
+                        start = end + 1
+                    del pending[:start]
+        except aiohttp.ClientError as error:
+            raise KubeError(0, f"WATCH {url_path}: no answer from the API server: {error}") from error
+        except TimeoutError as error:
+            raise KubeError(
+                0, f"WATCH {url_path}: nothing from the API server for {read_timeout:.0f}s"
+            ) from error
 
     async def request(
         self,
@@ -153,7 +206,7 @@ class Client:
         session, info = await self._ensure()
         headers = {"Accept": "application/json"}
         if info.token:
-            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+            headers["Authorization"] = f"Bearer {info.token}"
         data = None if body is None else orjson.dumps(body)
         if data is not None:
             headers["Content-Type"] = content_type
@@ -180,10 +233,17 @@ class Client:
         return result
 
     async def list(self, url_path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        items, _ = await self.list_with_version(url_path, label_selector)
+        return items
+
+    async def list_with_version(
+        self, url_path: str, label_selector: str | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """The items, and the list's ``resourceVersion`` (where a watch of it starts)."""
         params = {"labelSelector": label_selector} if label_selector else None
         result = await self.request("GET", url_path, params=params)
-        items: list[dict[str, Any]] = result.get("items", [])
-        return items
+        items: builtins.list[dict[str, Any]] = result.get("items") or []
+        return items, str((result.get("metadata") or {}).get("resourceVersion", ""))
 
     async def apply(self, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:
         """Server-side apply ``manifest`` as ``field_manager``, taking over conflicting fields."""

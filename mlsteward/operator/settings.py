@@ -57,7 +57,8 @@ class Settings:
     watch_timeout_seconds: int = 60
     """Server-side timeout of watch requests (and the client's, plus slack), in seconds."""
     liveness_endpoint: str = ""
-    """kopf's liveness endpoint, e.g. http://0.0.0.0:8081/healthz; empty: none."""
+    """The liveness endpoint, e.g. http://0.0.0.0:8081/healthz (503 once a watch or the work
+    queue has stopped); empty: none."""
     metrics_port: int = 0
     """Port of the operator's Prometheus metrics (``GET /metrics``); 0: none. The chart sets 8080."""
     metrics_host: str = "0.0.0.0"

@@ -7,10 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import kopf
-
 from mlsteward import api
-from mlsteward.operator import kube
+from mlsteward.operator import kube, login
 
 
 class CommandError(Exception):
@@ -22,23 +20,23 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--namespace", default=None, help="namespace (default: the kubeconfig's)")
 
 
-def login() -> kopf.ConnectionInfo:
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    if info is None:
-        raise CommandError("no kubeconfig found ($KUBECONFIG or ~/.kube/config)")
-    return info
+def credentials() -> login.Credentials:
+    try:
+        return login.kubeconfig()
+    except (login.LoginError, OSError) as error:
+        raise CommandError(str(error)) from error
 
 
 def run(work: Callable[[kube.Client, str], Awaitable[int]], namespace: str | None) -> int:
     """Run ``work(client, namespace)`` and turn API failures into one-line messages."""
-    info = login()
+    info = credentials()
     chosen = namespace or info.default_namespace or "default"
 
-    async def credentials() -> kopf.ConnectionInfo:
+    async def logged_in() -> login.Credentials:
         return info
 
     async def main() -> int:
-        client = kube.Client(credentials)
+        client = kube.Client(logged_in)
         try:
             return await work(client, chosen)
         finally:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-import kopf
 import pytest
 import yaml
 
-from mlsteward.operator import cli, rbac
+from mlsteward.operator import rbac
 from mlsteward.operator import settings as settings_module
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -64,11 +63,3 @@ def test_the_operator_may_not_read_secrets_or_delete_what_the_garbage_collector_
     assert not any("secrets" in r["resources"] for r in rules)
     deletable = {res for r in rules if "delete" in r["verbs"] for res in r["resources"]}
     assert deletable == {"horizontalpodautoscalers"}
-
-
-def test_the_kopf_settings_keep_kopfs_state_in_status_and_time_out_watches() -> None:
-    settings = cli.kopf_settings(settings_module.Settings(watch_timeout_seconds=40))
-    assert settings.watching.server_timeout == 40
-    assert settings.watching.inactivity_timeout is not None and settings.watching.inactivity_timeout > 40
-    assert type(settings.persistence.progress_storage).__name__ == "StatusProgressStorage"
-    assert isinstance(settings.persistence.diffbase_storage, kopf.StatusDiffBaseStorage)
