@@ -20,7 +20,7 @@ import orjson
 import prometheus_client
 
 from mlsteward import __version__
-from mlsteward.serving import errors, protocol, service
+from mlsteward.serving import binary, errors, protocol, service
 
 _log = logging.getLogger("mlsteward.serving.app")
 Scope = dict[str, Any]
@@ -30,6 +30,7 @@ Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 Result = tuple[int, bytes, Headers]
 JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
+_BINARY_CONTENT_TYPE = (b"content-type", b"application/octet-stream")
 
 
 @dataclasses.dataclass(slots=True)
@@ -39,6 +40,8 @@ class Request:
     params: dict[str, str]
     body: bytes
     started: float
+    json_length: bytes | None = None
+    """The Inference-Header-Content-Length header (binary tensor data extension), when sent."""
 
 
 Handler = Callable[[Request], Awaitable[Result]]
@@ -86,12 +89,15 @@ class App:
         self._static = {(r.method, r.template): r for r in routes(self) if "{" not in r.template}
         self.lifespan: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
-    async def handle(self, method: str, path: str, body: bytes) -> Result:
-        """Answer one complete request; never raises (the transports call this)."""
+    async def handle(self, method: str, path: str, body: bytes, json_length: bytes | None = None) -> Result:
+        """Answer one complete request; never raises (the transports call this).
+
+        ``json_length`` is the value of the request's Inference-Header-Content-Length header.
+        """
         started = time.perf_counter()
         try:
             route, params = self._match(method, path)
-            return await route.handler(Request(method, path, params, body, started))
+            return await route.handler(Request(method, path, params, body, started, json_length))
         except errors.ServingError as error:
             return error.status, protocol.encode_error(error.message), JSON_HEADERS
         except Exception as error:  # the last line of defence: log, answer 500, keep serving
@@ -111,7 +117,8 @@ class App:
         except _DisconnectedError:
             return
         else:
-            status, payload, headers = await self.handle(scope["method"], scope["path"], body)
+            json_length = next((value for name, value in scope["headers"] if name == binary.HEADER), None)
+            status, payload, headers = await self.handle(scope["method"], scope["path"], body, json_length)
         head = [*headers, (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": payload})
@@ -165,11 +172,16 @@ class App:
         try:
             snapshot = self.service.live(name)
             label = name
-            document = protocol.load_json(request.body)
+            json_part, binary_data = binary.split_body(request.body, request.json_length)
+            document = protocol.load_json(json_part)
             model, route = self.service.pick(snapshot, version, protocol.request_id(document))
             answered = model.version
             parsed = protocol.parse_v2(
-                document, model.signature, model.runtime.output_names, self.service.config.server.max_rows
+                document,
+                model.signature,
+                model.runtime.output_names,
+                self.service.config.server.max_rows,
+                binary_data,
             )
             top_k = self.service.config.explain.top_k if parsed.reason_codes else None
             answer = await self.service.score(snapshot, model, route, parsed, top_k)
@@ -179,7 +191,7 @@ class App:
                 datatypes = {**datatypes, protocol.REASON_CODES: "BYTES"}
                 if parsed.outputs is None:
                     selected = (*selected, protocol.REASON_CODES)
-            payload = protocol.encode_v2(
+            payload, header_length = protocol.encode_v2(
                 model_name=snapshot.model,
                 version=model.version,
                 rid=answer.request_id,
@@ -187,9 +199,20 @@ class App:
                 outputs=outputs,
                 datatypes=datatypes,
                 selected=selected,
+                binary_outputs=parsed.binary_outputs,
             )
             status = 200
-            return 200, payload, [*JSON_HEADERS, (b"x-model-version", model.version.encode())]
+            if header_length is None:
+                return 200, payload, [*JSON_HEADERS, (b"x-model-version", model.version.encode())]
+            return (
+                200,
+                payload,
+                [
+                    _BINARY_CONTENT_TYPE,
+                    (binary.HEADER, b"%d" % header_length),
+                    (b"x-model-version", model.version.encode()),
+                ],
+            )
         except errors.ServingError as error:
             status = error.status
             raise
@@ -237,7 +260,7 @@ class App:
     async def server_metadata(self, request: Request) -> Result:
         return (
             200,
-            orjson.dumps({"name": "mlsteward", "version": __version__, "extensions": []}),
+            orjson.dumps({"name": "mlsteward", "version": __version__, "extensions": ["binary_tensor_data"]}),
             JSON_HEADERS,
         )
 

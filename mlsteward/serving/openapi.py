@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsteward.serving import protocol
+from mlsteward.serving import binary, protocol
 
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 _PARAMETERS = {"type": "object", "additionalProperties": True}
@@ -17,26 +17,46 @@ _SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
     "RequestInput": {
         "type": "object",
-        "required": ["name", "shape", "datatype", "data"],
+        "description": "Tensor data as JSON in 'data', or as binary data after the JSON object "
+        "(parameters.binary_data_size bytes; the binary tensor data extension).",
+        "required": ["name", "shape", "datatype"],
         "properties": {
             "name": {"type": "string"},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             "datatype": {"type": "string", "enum": sorted(protocol.DATATYPES)},
-            "parameters": _PARAMETERS,
+            "parameters": {
+                "type": "object",
+                "properties": {binary.SIZE: {"type": "integer", "minimum": 0}},
+                "additionalProperties": True,
+            },
             "data": {"type": "array", "items": {}},
         },
     },
     "RequestOutput": {
         "type": "object",
         "required": ["name"],
-        "properties": {"name": {"type": "string"}, "parameters": _PARAMETERS},
+        "properties": {
+            "name": {"type": "string"},
+            "parameters": {
+                "type": "object",
+                "properties": {binary.WANTED: {"type": "boolean"}},
+                "additionalProperties": True,
+            },
+        },
     },
     "InferenceRequest": {
         "type": "object",
         "required": ["inputs"],
         "properties": {
             "id": {"type": "string"},
-            "parameters": _PARAMETERS,
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    binary.WANTED_BY_DEFAULT: {"type": "boolean"},
+                    protocol.REASON_CODES: {"type": "boolean"},
+                },
+                "additionalProperties": True,
+            },
             "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/RequestInput"}},
             "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/RequestOutput"}},
         },
@@ -53,11 +73,12 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["name", "shape", "datatype", "data"],
+                    "required": ["name", "shape", "datatype"],
                     "properties": {
                         "name": {"type": "string"},
                         "shape": {"type": "array", "items": {"type": "integer"}},
                         "datatype": {"type": "string"},
+                        "parameters": _PARAMETERS,
                         "data": {"type": "array"},
                     },
                 },
@@ -113,13 +134,38 @@ def _path_parameters(*names: str) -> list[dict[str, Any]]:
 
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
+    with_binary_data = {
+        "type": "string",
+        "format": "binary",
+        "description": "An InferenceRequest JSON object of Inference-Header-Content-Length bytes, then "
+        "the inputs' binary data in order",
+    }
     infer = {
+        "parameters": [
+            {
+                "name": "Inference-Header-Content-Length",
+                "in": "header",
+                "required": False,
+                "description": "Length of the JSON object in bytes when binary tensor data follows it",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _ref("InferenceRequest")}},
+            "content": {
+                "application/json": {"schema": _ref("InferenceRequest")},
+                "application/octet-stream": {"schema": with_binary_data},
+            },
         },
         "responses": {
-            "200": _json(_ref("InferenceResponse"), "the prediction"),
+            "200": {
+                "description": "the prediction; with binary outputs, an InferenceResponse JSON object of "
+                "Inference-Header-Content-Length bytes followed by the outputs' binary data",
+                "content": {
+                    "application/json": {"schema": _ref("InferenceResponse")},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
             **_errors(400, 404, 413, 503),
         },
     }
@@ -154,9 +200,11 @@ def document() -> dict[str, Any]:
         "/v2/models/{name}/versions/{version}/ready": {
             "get": {"parameters": _path_parameters("name", "version"), **model_ready}
         },
-        "/v2/models/{name}/infer": {"post": {"parameters": _path_parameters("name"), **infer}},
+        "/v2/models/{name}/infer": {
+            "post": {**infer, "parameters": [*_path_parameters("name"), *infer["parameters"]]}
+        },
         "/v2/models/{name}/versions/{version}/infer": {
-            "post": {"parameters": _path_parameters("name", "version"), **infer}
+            "post": {**infer, "parameters": [*_path_parameters("name", "version"), *infer["parameters"]]}
         },
         "/v1/models/{name}:predict": {
             "post": {

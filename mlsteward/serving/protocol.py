@@ -21,6 +21,8 @@ per feature (``BYTES`` for categoricals). Inputs named after the model's sensiti
 accepted as metadata for the monitor and never reach the model. Numeric ``null`` means missing
 (the trained pipeline imputes it); categorical ``null`` becomes ``""`` (the trainer's missing
 category). Every problem raises :class:`~mlsteward.serving.errors.BadRequestError` naming the input.
+Tensor data may also come as raw bytes after the JSON object (the binary tensor data extension,
+:mod:`mlsteward.serving.binary`); it is then checked exactly as JSON data is.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlsteward.serving import errors, signatures, tensors
+from mlsteward.serving import binary, errors, signatures, tensors
 
 NUMERIC_DATATYPES = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
@@ -55,6 +57,10 @@ class InferRequest:
     block: _AnyArray | None = None
     """The numeric features as one feature-major ``[F, rows, 1]`` array (``columns`` are views of
     it), when the request was one numeric ``[N, F]`` tensor: the monitor feed copies it in one call."""
+    matrix: _FloatArray | None = None
+    """The same features row-major, ``[rows, F]`` float32 (a runtime with one ``[N, F]`` input takes it)."""
+    binary_outputs: frozenset[str] = frozenset()
+    """Outputs to return as binary data (the binary tensor data extension)."""
 
 
 def load_json(body: bytes) -> dict[str, Any]:
@@ -81,31 +87,44 @@ def request_id(document: dict[str, Any]) -> str | None:
 
 
 def parse_v2(
-    document: dict[str, Any], signature: signatures.Signature, output_names: tuple[str, ...], max_rows: int
+    document: dict[str, Any],
+    signature: signatures.Signature,
+    output_names: tuple[str, ...],
+    max_rows: int,
+    binary_data: binary.Reader | None = None,
 ) -> InferRequest:
-    """Validate a v2 inference request against the model; raise BadRequestError/PayloadTooLargeError."""
+    """Validate a v2 inference request against the model; raise BadRequestError/PayloadTooLargeError.
+
+    ``binary_data`` holds the bytes after the JSON object when the request used the binary tensor
+    data extension (:func:`mlsteward.serving.binary.split_body`).
+    """
     rid = request_id(document)
     parameters = _parameters(document.get("parameters"), "'parameters'")
-    reason_codes = parameters.get(REASON_CODES, False)
-    if not isinstance(reason_codes, bool):
-        raise errors.BadRequestError(
-            f"parameters.{REASON_CODES} must be true or false, got {tensors.json_type(reason_codes)}"
-        )
-    outputs = _requested_outputs(document.get("outputs"), output_names)
+    reason_codes = _flag(parameters, REASON_CODES, "parameters")
+    binary_by_default = _flag(parameters, binary.WANTED_BY_DEFAULT, "parameters")
+    outputs, binary_flags = _requested_outputs(document.get("outputs"), output_names)
     if outputs is not None and REASON_CODES in outputs:
         reason_codes = True
+    binary_outputs = {name for name, wanted in binary_flags.items() if wanted}
+    if binary_by_default:  # every output, unless its own binary_data says false
+        selected = outputs or (*output_names, *((REASON_CODES,) if reason_codes else ()))
+        binary_outputs |= {name for name in selected if binary_flags.get(name, True)}
     inputs = document.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise errors.BadRequestError("'inputs' must be a non-empty list of input tensors")
-    received = [_tensor(entry, position) for position, entry in enumerate(inputs)]
+    received = [_tensor(entry, position, binary_data) for position, entry in enumerate(inputs)]
+    if binary_data is not None:
+        binary_data.finish()
     known = signature.index
     if len(received) == 1 and received[0].name not in known and received[0].name not in signature.sensitive:
-        rows, columns, block = _tabular(received[0], signature, max_rows)
+        rows, columns, block, matrix = _tabular(received[0], signature, max_rows)
         metadata: dict[str, list[Any]] = {}
     else:
         rows, columns, metadata = _per_feature(received, signature, max_rows)
-        block = None
-    return InferRequest(rid, rows, columns, metadata, outputs, reason_codes, block)
+        block = matrix = None
+    return InferRequest(
+        rid, rows, columns, metadata, outputs, reason_codes, block, matrix, frozenset(binary_outputs)
+    )
 
 
 def parse_v1(document: dict[str, Any], signature: signatures.Signature, max_rows: int) -> InferRequest:
@@ -126,8 +145,8 @@ def parse_v1(document: dict[str, Any], signature: signatures.Signature, max_rows
         table = _Tensor("instances", [rows, len(names)], "BYTES", instances)
         if signature.numeric_only:
             table = _Tensor("instances", [rows, len(names)], "FP64", instances)
-        _, columns, block = _tabular(table, signature, max_rows)
-        return InferRequest(None, rows, columns, {}, None, False, block)
+        _, columns, block, matrix = _tabular(table, signature, max_rows)
+        return InferRequest(None, rows, columns, {}, None, False, block, matrix)
     if not all(isinstance(row, dict) for row in instances):
         raise errors.BadRequestError(
             "'instances' must hold rows that are all lists (feature order) or all objects"
@@ -170,14 +189,22 @@ def encode_v2(
     outputs: dict[str, _AnyArray],
     datatypes: dict[str, str],
     selected: tuple[str, ...],
-) -> bytes:
-    encoded = []
+    binary_outputs: frozenset[str] = frozenset(),
+) -> tuple[bytes, int | None]:
+    """The response body, and the length of its JSON object when binary outputs follow it."""
+    encoded: list[dict[str, Any]] = []
+    raw: list[bytes] = []
     for name in selected:
         array = outputs[name]
-        data: Any = (
-            array.ravel().tolist() if array.dtype.kind in "OUS" else np.ascontiguousarray(array).ravel()
-        )
-        encoded.append({"name": name, "datatype": datatypes[name], "shape": list(array.shape), "data": data})
+        entry: dict[str, Any] = {"name": name, "datatype": datatypes[name], "shape": list(array.shape)}
+        if name in binary_outputs:
+            raw.append(binary.encode(array, datatypes[name]))
+            entry["parameters"] = {binary.SIZE: len(raw[-1])}
+        elif array.dtype.kind in "OUS":
+            entry["data"] = array.ravel().tolist()
+        else:
+            entry["data"] = np.ascontiguousarray(array).ravel()
+        encoded.append(entry)
     document = {
         "model_name": model_name,
         "model_version": version,
@@ -185,7 +212,10 @@ def encode_v2(
         "parameters": {"route": route},
         "outputs": encoded,
     }
-    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not raw:
+        return header, None
+    return b"".join((header, *raw)), len(header)
 
 
 def encode_v1(version: str, route: str, predictions: _AnyArray) -> bytes:
@@ -219,30 +249,43 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _requested_outputs(value: Any, output_names: tuple[str, ...]) -> tuple[str, ...] | None:
+def _flag(parameters: dict[str, Any], name: str, where: str) -> bool:
+    value = parameters.get(name, False)
+    if not isinstance(value, bool):
+        raise errors.BadRequestError(f"{where}.{name} must be true or false, got {tensors.json_type(value)}")
+    return value
+
+
+def _requested_outputs(
+    value: Any, output_names: tuple[str, ...]
+) -> tuple[tuple[str, ...] | None, dict[str, bool]]:
+    """The selected outputs (None: all) and, per output that says, whether it wants binary data."""
     if value is None:
-        return None
+        return None, {}
     if not isinstance(value, list):
         raise errors.BadRequestError(
             f"'outputs' must be a list of {{\"name\": ...}} objects, got {tensors.json_type(value)}"
         )
     names: list[str] = []
+    binary_flags: dict[str, bool] = {}
     allowed = (*output_names, REASON_CODES)
     for position, entry in enumerate(value):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise errors.BadRequestError(f"outputs[{position}] must be an object with a string 'name'")
-        _parameters(entry.get("parameters"), f"outputs[{position}].parameters")
+        parameters = _parameters(entry.get("parameters"), f"outputs[{position}].parameters")
         name = entry["name"]
         if name not in allowed:
             raise errors.BadRequestError(
                 f"unknown output {name!r}; the model's outputs are: " + ", ".join(allowed)
             )
+        if binary.WANTED in parameters:
+            binary_flags[name] = _flag(parameters, binary.WANTED, f"outputs[{position}].parameters")
         if name not in names:
             names.append(name)
-    return tuple(names)
+    return tuple(names), binary_flags
 
 
-def _tensor(entry: Any, position: int) -> _Tensor:
+def _tensor(entry: Any, position: int, binary_data: binary.Reader | None) -> _Tensor:
     if not isinstance(entry, dict):
         raise errors.BadRequestError(f"inputs[{position}] must be an object, got {tensors.json_type(entry)}")
     name = entry.get("name")
@@ -263,7 +306,19 @@ def _tensor(entry: Any, position: int) -> _Tensor:
         raise errors.BadRequestError(
             f"{where}: shape must be a non-empty list of non-negative integers, got {shape!r}"
         )
-    _parameters(entry.get("parameters"), f"{where} parameters")
+    parameters = _parameters(entry.get("parameters"), f"{where} parameters")
+    if binary.SIZE in parameters:
+        if "data" in entry:
+            raise errors.BadRequestError(
+                f"{where}: has both 'data' and parameters.{binary.SIZE}; send the data one way"
+            )
+        if binary_data is None:
+            raise errors.BadRequestError(
+                f"{where}: parameters.{binary.SIZE} is set but the request has no binary data "
+                "(the Inference-Header-Content-Length header is missing)"
+            )
+        values = binary_data.take(where, parameters[binary.SIZE], shape, datatype)
+        return _Tensor(name, shape, datatype, values)
     if "data" not in entry:
         raise errors.BadRequestError(f"{where}: 'data' is missing")
     data = entry["data"]
@@ -290,7 +345,7 @@ def _size(shape: list[int]) -> int:
 
 def _tabular(
     tensor: _Tensor, signature: signatures.Signature, max_rows: int
-) -> tuple[int, dict[str, _AnyArray], _AnyArray | None]:
+) -> tuple[int, dict[str, _AnyArray], _AnyArray | None, _FloatArray | None]:
     names = signature.names
     where = f"input {tensor.name!r}"
     if len(tensor.shape) != 2 or tensor.shape[1] != len(names):
@@ -308,9 +363,10 @@ def _tabular(
                 + "; send the [N, F] tensor as BYTES or one tensor per feature"
             )
         values = tensors.numbers(tensor.data, tensor.datatype, where, _size(tensor.shape))
+        matrix = values.reshape(rows, len(names))
         # [F, N, 1] contiguous: iterating it yields each feature's [N, 1] column as a view, no copies.
-        by_feature = np.ascontiguousarray(values.reshape(rows, len(names)).T).reshape(len(names), rows, 1)
-        return rows, dict(zip(names, by_feature, strict=True)), by_feature
+        by_feature = np.ascontiguousarray(matrix.T).reshape(len(names), rows, 1)
+        return rows, dict(zip(names, by_feature, strict=True)), by_feature, matrix
     flat = tensors.flatten(tensor.data, where)
     if len(flat) != rows * len(names):
         raise errors.BadRequestError(
@@ -324,7 +380,7 @@ def _tabular(
             columns[feature.name] = tensors.numbers(values_j, "BYTES", column_where).reshape(rows, 1)
         else:
             columns[feature.name] = tensors.strings(values_j, column_where)
-    return rows, columns, None
+    return rows, columns, None, None
 
 
 def _per_feature(

@@ -1,8 +1,9 @@
 """Tensor data of the Open Inference Protocol to numpy columns, checked value by value. Pure: no I/O.
 
-``data`` arrives as JSON lists, flat or nested row-major. Numbers go through numpy's fast path
-when the list is homogeneous and through a checked loop otherwise (``null`` for missing values,
-stray strings, booleans, huge integers); strings are checked one by one. Every refusal raises
+``data`` arrives as JSON lists, flat or nested row-major, or as a flat numpy array decoded from
+binary data (:mod:`mlsteward.serving.binary`). Numbers go through numpy's fast path when the list
+is homogeneous and through a checked loop otherwise (``null`` for missing values, stray strings,
+booleans, huge integers); strings are checked one by one. Every refusal raises
 :class:`~mlsteward.serving.errors.BadRequestError` saying where (``where``) and what.
 """
 
@@ -25,7 +26,6 @@ _INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "INT32": (-(2**31), 2**31 - 1),
     "INT64": (-(2**63), 2**63 - 1),
 }
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 _AnyArray = np.ndarray[Any, Any]
 
@@ -46,6 +46,8 @@ def json_type(value: Any) -> str:
 
 def flatten(data: Any, where: str) -> list[Any]:
     """Row-major flattening of nested lists without recursion (JSON nesting can be deep)."""
+    if isinstance(data, np.ndarray):  # binary data: already flat
+        return list(data.tolist())
     if not any(isinstance(item, list) for item in data):
         return list(data)
     flat: list[Any] = []
@@ -68,7 +70,7 @@ def flatten(data: Any, where: str) -> list[Any]:
 def numbers(data: Any, datatype: str, where: str, expected: int | None = None) -> _FloatArray:
     """A flat float32 array; null becomes NaN (missing). Rejects strings, booleans (unless BOOL), overflow."""
     try:
-        array = np.array(data)
+        array = data if isinstance(data, np.ndarray) else np.array(data)
     except (ValueError, TypeError, RecursionError):
         raise errors.BadRequestError(
             f"{where}: data is ragged: nested lists must all have the same length"
@@ -99,12 +101,14 @@ def numbers(data: Any, datatype: str, where: str, expected: int | None = None) -
             low, high = _INTEGER_RANGES[datatype]
             if finite.min() < low or finite.max() > high:
                 raise errors.BadRequestError(f"{where}: a value is outside the range of {datatype}")
-    if flat.size and flat.dtype.kind == "f" and float(np.abs(flat).max(initial=0.0)) > _FLOAT32_MAX:
-        # NaN (missing) compares False above; only values that would overflow float32 are refused.
+    with np.errstate(over="ignore"):  # overflow is checked below, with a message
+        result: _FloatArray = flat.astype(np.float32)
+    if flat.dtype.kind == "f" and np.isinf(result).any():
+        # Checked after the cast: NaN (missing) is allowed, and a max() over data holding NaN would
+        # be NaN and hide an overflowing neighbour.
         raise errors.BadRequestError(
             f"{where}: a value is infinite or too large for a 32-bit float (the model's input type)"
         )
-    result: _FloatArray = flat.astype(np.float32)
     return result
 
 

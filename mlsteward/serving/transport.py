@@ -31,7 +31,7 @@ from typing import Any
 import httptools
 
 from mlsteward.serving import app as app_module
-from mlsteward.serving import errors, protocol
+from mlsteward.serving import binary, errors, protocol
 
 _log = logging.getLogger("mlsteward.serving.transport")
 _REASONS = {
@@ -111,6 +111,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self._url = b""
         self._body: list[bytes] = []
+        self._json_length: bytes | None = None
         self._size = 0
         self._too_large = False
         self._refused = False
@@ -168,6 +169,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._body = []
+        self._json_length = None
         self._size = 0
         self._too_large = False
 
@@ -179,6 +181,8 @@ class _Connection(asyncio.Protocol):
         if lowered == b"content-length":
             if value.strip().isdigit() and int(value) > self.server.max_body:
                 self._too_large = True
+        elif lowered == binary.HEADER:
+            self._json_length = value
         elif lowered == b"expect" and value.strip().lower() == b"100-continue" and self.transport is not None:
             # Clients that wait for it (curl with large bodies) would otherwise stall a second.
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -218,7 +222,7 @@ class _Connection(asyncio.Protocol):
                 errors.PayloadTooLargeError(f"request body exceeds {self.server.max_body} bytes")
             )
         else:
-            coroutine = self.server.app.handle(method, path, body)
+            coroutine = self.server.app.handle(method, path, body, self._json_length)
         self._queue(coroutine, keep_alive)
 
     def _queue(self, coroutine: Coroutine[Any, Any, app_module.Result], keep_alive: bool) -> None:

@@ -41,7 +41,11 @@ def test_health_and_server_metadata_answer_as_the_protocol_says(server: Server) 
     assert server.client.get("/v2/health/live").json() == {"live": True}
     assert server.client.get("/v2/health/ready").json() == {"ready": True}
     metadata = server.client.get("/v2").json()
-    assert metadata["name"] == "mlsteward" and "version" in metadata and metadata["extensions"] == []
+    assert (
+        metadata["name"] == "mlsteward"
+        and "version" in metadata
+        and metadata["extensions"] == ["binary_tensor_data"]
+    )
 
 
 def test_model_metadata_lists_one_input_per_feature_and_both_versions(server: Server) -> None:

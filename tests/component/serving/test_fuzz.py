@@ -5,9 +5,12 @@ The property is the issue's: no input produces a 5xx or kills the process.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import httpx
+import numpy as np
+import orjson
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -152,3 +155,91 @@ def test_targeted_tensor_fuzzing_gets_answers_never_5xx(server: Server) -> None:
 
     run()
     assert 200 in statuses and 400 in statuses  # the generator reaches both sides of validation
+
+
+_WIDTHS = {"FP32": 4, "FP64": 8, "INT64": 8, "INT8": 1, "UINT8": 1, "BOOL": 1, "FP16": 2}
+
+
+def _raw_strings(values: list[str]) -> bytes:
+    return b"".join(struct.pack("<I", len(v.encode())) + v.encode() for v in values)
+
+
+@st.composite
+def _binary_requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """A valid binary-data request (some inputs binary, some JSON) with up to three random mutations of
+    sizes, shapes, datatypes, the bytes and the Inference-Header-Content-Length header."""
+    rows = draw(st.integers(1, 3))
+    inputs: list[dict[str, Any]] = []
+    raws: list[bytes] = []
+    for name, value in ROW.items():
+        entry: dict[str, Any] = {"name": name, "shape": [rows, 1]}
+        if isinstance(value, float):
+            entry["datatype"] = "FP32"
+            raw = np.full(rows, value, dtype="<f4").tobytes()
+        else:
+            entry["datatype"] = "BYTES"
+            raw = _raw_strings([str(value)] * rows)
+        if draw(st.booleans()):
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            raws.append(raw)
+        else:
+            entry["data"] = [value] * rows
+        inputs.append(entry)
+    document: dict[str, Any] = {"inputs": inputs}
+    if draw(st.booleans()):
+        document["parameters"] = {"binary_data_output": draw(st.booleans() | _JSON_VALUES)}
+    if draw(st.booleans()):
+        document["outputs"] = [
+            {"name": "probabilities", "parameters": {"binary_data": draw(st.booleans() | _JSON_VALUES)}}
+        ]
+    header_delta, tail = 0, b""
+    for _ in range(draw(st.integers(0, 3))):
+        entry = draw(st.sampled_from(inputs))
+        kind = draw(st.sampled_from(["size", "shape", "datatype", "bytes", "header", "tail", "both"]))
+        if kind == "size" and "parameters" in entry:
+            entry["parameters"]["binary_data_size"] = draw(
+                st.integers(-2, 64) | st.booleans() | st.none() | st.text(max_size=3) | st.floats()
+            )
+        elif kind == "shape":
+            entry["shape"] = draw(st.lists(st.integers(0, 4), max_size=3))
+        elif kind == "datatype":
+            entry["datatype"] = draw(st.sampled_from([*_WIDTHS, "BYTES"]))
+        elif kind == "bytes" and raws:
+            position = draw(st.integers(0, len(raws) - 1))
+            raws[position] = draw(st.binary(max_size=24))
+        elif kind == "header":
+            header_delta = draw(st.integers(-8, 8))
+        elif kind == "tail":
+            tail = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "both" and "parameters" in entry:
+            entry["data"] = [1.0] * rows
+    header = orjson.dumps(document)
+    length = draw(st.sampled_from([str(len(header) + header_delta), "", "x", "-1", str(2**70)]))
+    if header_delta == 0 and draw(st.integers(0, 9)) > 0:
+        length = str(len(header))  # mostly a correct header, so the generator reaches the tensors
+    return header + b"".join(raws) + tail, {"inference-header-content-length": length}
+
+
+def test_binary_tensor_data_fuzzing_gets_answers_never_5xx(server: Server) -> None:
+    statuses: set[int] = set()
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=True,
+    )
+    @given(request=_binary_requests())
+    def run(request: tuple[bytes, dict[str, str]]) -> None:
+        body, headers = request
+        response = httpx.post(
+            f"{server.url}/v2/models/credit/infer", content=body, headers=headers, timeout=10
+        )
+        statuses.add(response.status_code)
+        _check(server, response.status_code, f"{headers} {body[:500]!r}")
+        if response.status_code >= 400:
+            assert set(response.json()) == {"error"}
+
+    run()
+    assert 200 in statuses and 400 in statuses

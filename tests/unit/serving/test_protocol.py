@@ -87,6 +87,7 @@ def test_sensitive_inputs_become_metadata_and_never_columns() -> None:
         (lambda d: d["inputs"][0].update(data=[1.0]), "needs 2 values, data has 1"),
         (lambda d: d["inputs"][0].update(data=["1", "2"]), "holds strings"),
         (lambda d: d["inputs"][0].update(data=[3.5e38, 3.5e38]), "too large for a 32-bit float"),
+        (lambda d: d["inputs"][0].update(data=[None, 3.5e38]), "too large for a 32-bit float"),
         (lambda d: d["inputs"][0].update(data=[{"a": 1}, 2]), "expected numbers or null"),
         (lambda d: d["inputs"][1].update(data=[1.5, 2]), "non-integer"),
         (lambda d: d["inputs"][1].update(datatype="UINT8", data=[300, 2]), "outside the range of UINT8"),
@@ -153,7 +154,7 @@ def test_responses_name_the_model_version_route_and_keep_float32_values_short() 
         "label": np.array([1, 0]),
         "probabilities": np.array([[0.2, 0.8], [0.9, 0.1]], dtype=np.float32),
     }
-    encoded = protocol.encode_v2(
+    encoded, header_length = protocol.encode_v2(
         model_name="credit",
         version="3",
         rid="r",
@@ -162,6 +163,7 @@ def test_responses_name_the_model_version_route_and_keep_float32_values_short() 
         datatypes={"label": "INT64", "probabilities": "FP32"},
         selected=("probabilities",),
     )
+    assert header_length is None  # no binary outputs asked for: the body is the JSON object
     document = orjson.loads(encoded)
     assert document == {
         "model_name": "credit",
