@@ -274,7 +274,24 @@ def _expand_label_names(document: dict[str, Any]) -> None:
         raise BatchError("wrong_type", "'prediction.label' must be an integer $array with 'label_names'")
     if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= len(names)):
         raise BatchError("bad_field", "'prediction.label' has an index outside 'label_names'")
-    prediction["label"] = np.asarray(names, dtype=object)[indices].tolist()
+    prediction["label"] = CodedLabels(
+        np.asarray(names, dtype=object)[indices].tolist(),
+        np.bincount(indices, minlength=len(names)).tolist() if len(names) else [],
+        names,
+    )
+
+
+class CodedLabels(list[str]):
+    """Labels that came as indices into ``label_names`` (a binary body), with the count of each
+    name already taken from the indices: counting them needs no pass over the rows. Only
+    ``decode_binary`` makes one (a JSON body cannot), so the counts are trusted."""
+
+    def __init__(self, labels: list[str], counts: list[int], names: list[str]) -> None:
+        super().__init__(labels)
+        self.counts: collections.Counter[str | None] = collections.Counter()
+        for name, count in zip(names, counts, strict=True):
+            if count:
+                self.counts[name] += count
 
 
 def _row_count(features: Mapping[str, Any], request_ids: object, request_rows: list[int] | None) -> int:
@@ -320,6 +337,8 @@ def _fill_numeric_list(block: NDArray[np.float64], index: int, values: list[Any]
 
 
 def _count_categorical(values: list[Any], where: str) -> collections.Counter[str | None]:
+    if isinstance(values, CodedLabels):
+        return values.counts
     try:
         counts: collections.Counter[str | None] = collections.Counter(values)
     except TypeError as error:  # an unhashable value: a list or an object

@@ -358,7 +358,13 @@ def test_a_binary_body_with_multi_row_requests_counts_and_joins_like_one_id_per_
             name: np.array(values, np.float64) if isinstance(values[0], float) else values
             for name, values in document["features"].items()
         },
-        "prediction": {**document["prediction"], "score": np.array(document["prediction"]["score"])},
+        "prediction": {  # labels as indices into the names, as the server sends them
+            "label": np.array(
+                [["0", "1"].index(label) for label in document["prediction"]["label"]], np.int32
+            ),
+            "label_names": ["0", "1"],
+            "score": np.array(document["prediction"]["score"]),
+        },
     }
     per_row = {**document, "request_ids": row_ids}
     predicted = document["prediction"]["label"]
