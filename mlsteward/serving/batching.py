@@ -1,9 +1,10 @@
 """Dynamic batching: requests that arrive while the runtime is busy are scored together in one call.
 
-One :class:`Batcher` per loaded model. ``submit`` queues a request's columns and awaits its slice
-of the outputs. A single drain task takes everything queued (up to ``max_batch_size`` rows, and
-always at least one request, however large), concatenates the columns, runs ONNX Runtime (on the
-event loop, or with ``offload`` on a worker thread so the loop keeps parsing), and hands each request its
+One :class:`Batcher` per loaded model. ``submit`` queues a request's feeds (the runtime's input
+arrays, :meth:`~mlsteward.serving.runtime.Runtime.feeds`) and awaits its slice of the outputs. A
+single drain task takes everything queued (up to ``max_batch_size`` rows, and always at least one
+request, however large), concatenates each input once, runs ONNX Runtime (on the event loop, or
+with ``offload`` on a worker thread so the loop keeps parsing), and hands each request its
 rows. At low load a request is scored at once (no added delay unless ``max_delay_s`` is set);
 under load batches grow by themselves. When a batch fails, its requests are retried one by
 one so that one bad request cannot fail its neighbours.
@@ -39,8 +40,8 @@ class Batcher:
 
     Usage::
 
-        batcher = Batcher(runtime.run, max_batch_size=64, max_delay_s=0.0, on_batch=histogram.observe)
-        outputs = await batcher.submit(columns, rows)
+        batcher = Batcher(runtime.run_feeds, max_batch_size=64, max_delay_s=0.0, on_batch=histogram.observe)
+        outputs = await batcher.submit(runtime.feeds(columns), rows)
     """
 
     def __init__(

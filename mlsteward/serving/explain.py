@@ -51,7 +51,7 @@ async def reason_codes(
         column = np.repeat(columns[feature.name], len(names), axis=0)
         column[j :: len(names)] = model.reference[feature.name]
         perturbed[feature.name] = column
-    scored = await model.batcher.submit(perturbed, rows * len(names))
+    scored = await model.batcher.submit(model.runtime.feeds(perturbed), rows * len(names))
     contributions = base.repeat(len(names)) - _score(model, scored, classes)
     contributions = contributions.reshape(rows, len(names))
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]

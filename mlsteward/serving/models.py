@@ -139,7 +139,7 @@ def load(
             "invalid_graph", f"artifact {ref.digest}: warm-up inference failed: {error}"
         ) from error
     batcher = batching.Batcher(
-        session.run,
+        session.run_feeds,
         max_batch_size=max_batch_size,
         max_delay_s=max_delay_s,
         on_batch=on_batch,

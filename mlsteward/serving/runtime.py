@@ -5,6 +5,12 @@ ordered as the features, ``[None, 1]``, ``tensor(float)`` for numerics and ``ten
 categoricals; outputs ``label`` + ``probabilities`` (classification) or ``variable`` (regression).
 A graph that does not is refused at load time, so requests validated by the protocol module
 always fit it.
+
+One input per feature costs ONNX Runtime a fixed overhead per input and call (~1.3 µs each here:
+two thirds of a single-row call for 20 features). When every feature is numeric and the graph
+starts by concatenating all its inputs in order (the trainer's numeric pipelines do), the session
+is built from the same graph without that Concat, fed one ``[N, F]`` float32 matrix: the same
+arithmetic on the same values, and the matrix is what a one-tensor request already holds.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from mlsteward.serving import signatures
@@ -66,23 +73,45 @@ class Runtime:
         if intra_op_threads > 1:
             # Spinning threads burn the CPU the event loop needs between batches.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(
-                model, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # ORT raises its own untyped errors for malformed graphs
-            raise GraphMismatchError(f"model.onnx does not load in ONNX Runtime: {error}") from error
+        self._options = options
+        self._session = self._open(model)
         self.signature = signature
         self.inputs = self._check_inputs(signature)
         self.outputs = self._check_outputs(signature)
         self.output_names = tuple(spec.name for spec in self.outputs)
+        self._wanted = list(self.output_names)
         self.datatypes = {spec.name: spec.datatype for spec in self.outputs}
+        self.matrix_input: str | None = None
+        """The one ``[N, F]`` input of the session when it was built without the inputs' Concat."""
+        if signature.numeric_only:
+            rewritten = _without_input_concat(model, signature.names)
+            if rewritten is not None:
+                self._session, self.matrix_input = self._open(rewritten[0]), rewritten[1]
 
-    def run(self, columns: dict[str, _AnyArray]) -> dict[str, _AnyArray]:
-        results = self._session.run(list(self.output_names), columns)
+    def _open(self, model: bytes) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(model, sess_options=self._options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # ORT raises its own untyped errors for malformed graphs
+            raise GraphMismatchError(f"model.onnx does not load in ONNX Runtime: {error}") from error
+
+    def feeds(self, columns: dict[str, _AnyArray], matrix: _AnyArray | None = None) -> dict[str, _AnyArray]:
+        """What :meth:`run_feeds` takes for these per-feature ``[N, 1]`` columns (or their ``[N, F]``
+        float32 ``matrix``, when the request had one)."""
+        if self.matrix_input is None:
+            return columns
+        if matrix is None:
+            matrix = np.hstack([columns[name] for name in self.signature.names])
+        return {self.matrix_input: matrix}
+
+    def run_feeds(self, feeds: dict[str, _AnyArray]) -> dict[str, _AnyArray]:
+        results = self._session.run(self._wanted, feeds)
         return dict(zip(self.output_names, results, strict=True))
 
+    def run(self, columns: dict[str, _AnyArray]) -> dict[str, _AnyArray]:
+        return self.run_feeds(self.feeds(columns))
+
     def _check_inputs(self, signature: signatures.Signature) -> tuple[TensorSpec, ...]:
+        # Checked on the session of the artifact as written (contracts §1), before any rewrite.
         graph_inputs = self._session.get_inputs()
         names = [node.name for node in graph_inputs]
         if names != list(signature.names):
@@ -120,3 +149,27 @@ class Runtime:
             shape = tuple(d if isinstance(d, int) else -1 for d in node.shape)
             specs.append(TensorSpec(name, _ORT_TO_V2[node.type], shape))
         return tuple(specs)
+
+
+def _without_input_concat(model: bytes, names: tuple[str, ...]) -> tuple[bytes, str] | None:
+    """The graph fed one ``[N, F]`` float32 input instead of its F ``[N, 1]`` inputs, when its only
+    use of them is one ``Concat(axis=1)`` of all of them in order; else None (the graph is kept)."""
+    proto = onnx.load_from_string(model)
+    graph = proto.graph
+    if [node.name for node in graph.input] != list(names):
+        return None
+    readers = [node for node in graph.node if set(node.input) & set(names)]
+    outputs = {output.name for output in graph.output}
+    if len(readers) != 1 or outputs & set(names):
+        return None
+    concat = readers[0]
+    axis = next((onnx.helper.get_attribute_value(a) for a in concat.attribute if a.name == "axis"), None)
+    if concat.op_type != "Concat" or concat.domain not in ("", "ai.onnx") or axis not in (1, -1):
+        return None
+    if list(concat.input) != list(names) or len(concat.output) != 1:
+        return None
+    matrix = concat.output[0]
+    graph.node.remove(concat)
+    del graph.input[:]
+    graph.input.append(onnx.helper.make_tensor_value_info(matrix, onnx.TensorProto.FLOAT, [None, len(names)]))
+    return proto.SerializeToString(), matrix

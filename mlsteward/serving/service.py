@@ -243,7 +243,8 @@ class Service:
         """Score ``request``; with ``reason_codes_top_k``, add the reason codes to the outputs
         (before the rows go to the monitor, so the decision log records them too)."""
         rid = request.id if request.id is not None else self.new_id()
-        outputs = await model.batcher.submit(request.columns, request.rows)
+        feeds = model.runtime.feeds(request.columns, request.matrix)
+        outputs = await model.batcher.submit(feeds, request.rows)
         if reason_codes_top_k is not None:
             from mlsteward.serving import explain  # only requests that ask pay for it
 
@@ -301,7 +302,8 @@ class Service:
         rid: str,
     ) -> None:
         try:
-            outputs = await challenger.batcher.submit(request.columns, request.rows)
+            feeds = challenger.runtime.feeds(request.columns, request.matrix)
+            outputs = await challenger.batcher.submit(feeds, request.rows)
         except Exception as error:
             _log.warning("shadow scoring on version %s failed: %s", challenger.version, error)
             self.metrics.shadow_rows.labels("skipped").inc(request.rows)
