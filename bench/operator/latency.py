@@ -7,7 +7,9 @@ Starts its own local control plane, then for each count N and each mode:
 - ``models``: the client POSTs the N Models, no operator runs; "latency" is the POST's round
   trip, and "all Jobs" the time until all N Models exist: no operator's Jobs can be sooner;
 - ``kopf-minimal``: bench/operator/minimal_operator.py (one kopf create handler, one POST);
-- ``mlsteward``: ``mlsteward operator`` (level-based reconcile, Job, status, Events).
+- ``mlsteward``: ``mlsteward operator`` (level-based reconcile, Job, status, Events);
+- ``baseline``: ``mlsteward operator`` from the checkout at ``$MLSTEWARD_BENCH_BASELINE_TREE``
+  (``git worktree add /tmp/base <commit>``), to compare a change in the same run.
 
 For the operators, latency is Model POST start -> the Job's ADDED event. Every namespace has a
 ResourceQuota of zero pods, so no mode's Jobs start pods: the figures are the controllers' own.
@@ -177,7 +179,7 @@ asyncio.run(main())
 
 
 def _operator_command(mode: str, namespace: str) -> list[str]:
-    if mode == "mlsteward":
+    if mode in {"mlsteward", "baseline"}:
         return [
             sys.executable,
             "-m",
@@ -186,16 +188,19 @@ def _operator_command(mode: str, namespace: str) -> list[str]:
             "--namespaces",
             namespace,
             "--log-level",
-            "WARNING",
+            os.environ.get("MLSTEWARD_BENCH_OPERATOR_LOG_LEVEL", "WARNING"),
         ]
     return [sys.executable, str(ROOT / "bench" / "operator" / "minimal_operator.py"), namespace]
 
 
 def _spawn(cp: controlplane.ControlPlane, mode: str, namespace: str) -> subprocess.Popen[bytes]:
     log = open(tempfile.mktemp(prefix=f"{mode}-", suffix=".log"), "wb")  # noqa: SIM115
-    return subprocess.Popen(
-        _operator_command(mode, namespace), env=cp.env(), stdout=log, stderr=subprocess.STDOUT
-    )
+    env = cp.env()
+    if mode == "baseline":
+        # The operator of another checkout (e.g. `git worktree add /tmp/base HEAD~1`), measured
+        # in the same run as this one: the only fair comparison on a shared machine.
+        env["PYTHONPATH"] = os.environ["MLSTEWARD_BENCH_BASELINE_TREE"]
+    return subprocess.Popen(_operator_command(mode, namespace), env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 class _Writes:

@@ -13,21 +13,21 @@ from typing import Any
 
 import kopf
 
-from mlsteward.operator import handlers, kube
+from mlsteward.operator import kube, login
 
 
 def main() -> None:
     namespace = sys.argv[1]
     registry = kopf.OperatorRegistry()
 
-    async def login() -> kopf.ConnectionInfo:
-        return handlers.credentials()
+    async def credentials() -> login.Credentials:
+        return login.kubeconfig()
 
-    client = kube.Client(login)
+    client = kube.Client(credentials)
 
     @kopf.on.login(registry=registry)
-    def _login(**_: Any) -> kopf.ConnectionInfo:
-        return handlers.credentials()
+    def _login(**_: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
 
     @kopf.on.create("mlsteward.io", "v1alpha1", "models", registry=registry)
     async def _create(name: str, namespace: str | None, uid: str, **_: Any) -> None:

@@ -1,4 +1,4 @@
-"""The kopf operator: thin handlers -> reconcilers -> pure builders of child objects.
+"""The operator: watches -> work queue -> reconcilers -> pure builders of child objects.
 
 What belongs here: watching the three kinds (``handlers``), reconciling them level-based
 (``reconcilers``), building child manifests (``builders``: no I/O, no clock, no environment,
