@@ -38,8 +38,12 @@ from mlsteward.store import artifacts
 
 
 def _cpu_seconds(pid: int) -> float:
+    return sum(_user_system_seconds(pid))
+
+
+def _user_system_seconds(pid: int) -> tuple[float, float]:
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def json_bodies(rows: int, batch: int) -> list[bytes]:
@@ -59,7 +63,9 @@ def run(
     config: dict[str, Any],
     bodies: list[bytes],
     content_type: str,
+    *,
     labels: list[bytes | None],
+    rate: float = 0.0,
 ) -> tuple[float, float, dict[str, Any]]:
     """Post ``bodies`` (and after each, its label body if any) to a fresh sidecar: wall s, CPU s, summary."""
     with tempfile.TemporaryDirectory() as work:
@@ -89,7 +95,9 @@ def run(
                 headers = {"content-type": content_type}
                 cpu_before = _cpu_seconds(server.pid)
                 began = time.perf_counter()
-                for body, label_body in zip(bodies, labels, strict=True):
+                for number, (body, label_body) in enumerate(zip(bodies, labels, strict=True)):
+                    if rate:  # paced like a server's feed rather than back to back
+                        time.sleep(max(0.0, began + number / rate - time.perf_counter()))
                     response = client.post(url + "/v1/rows", content=body, headers=headers)
                     assert response.status_code == 202, response.text
                     if label_body is not None:
@@ -107,6 +115,7 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-bodies", type=int, metavar="REQUEST_ROWS", default=0)
+    parser.add_argument("--rate", type=float, default=0.0, help="bodies per second (0: back to back)")
     parser.add_argument("args", nargs="+", help="PROFILE.json ROWS BATCH, or ROWS with --server-bodies")
     options = parser.parse_args()
     result: dict[str, Any]
@@ -118,7 +127,9 @@ def main() -> None:
         files = {"profile.json": artifacts.canonical_json(sidecar_path.reference_document())}
         files["schema.json"] = artifacts.canonical_json(sidecar_path.SCHEMA)
         config = {"window": {"size": 10_000, "minSamples": 1000}}
-        elapsed, cpu, summary = run(files, config, bodies, batches.BINARY_CONTENT_TYPE, labels)
+        elapsed, cpu, summary = run(
+            files, config, bodies, batches.BINARY_CONTENT_TYPE, labels=labels, rate=options.rate
+        )
         joined = summary["labels"]["joined"]
         result = {"rows": rows, "request_rows": request_rows, "batch": sidecar_path.BATCH_ROWS}
         result |= {"labels_joined": joined, "labels_posted": sum(len(p.request_ids) for p in posts if p)}
@@ -127,7 +138,11 @@ def main() -> None:
         bodies = json_bodies(rows, batch)
         config = {"window": {"size": rows, "minSamples": 1000}}
         elapsed, cpu, summary = run(
-            {"profile.json": profile.read_bytes()}, config, bodies, "application/json", [None] * len(bodies)
+            {"profile.json": profile.read_bytes()},
+            config,
+            bodies,
+            "application/json",
+            labels=[None] * len(bodies),
         )
         drifted = sorted(f["name"] for f in summary["evaluation"]["features"] if f["state"] == "drift")
         result = {"rows": rows, "batch": batch, "drifted": drifted}

@@ -134,7 +134,14 @@ def sidecar(
 
 
 def server(
-    name: str, model: str, digest: str, store: pathlib.Path, work: pathlib.Path, *, monitor_url: str | None
+    name: str,
+    model: str,
+    digest: str,
+    store: pathlib.Path,
+    work: pathlib.Path,
+    *,
+    monitor_url: str | None,
+    batch_rows: int | None = None,
 ) -> Any:
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -148,6 +155,8 @@ def server(
     ]  # fmt: skip
     if monitor_url is not None:
         command += ["--monitor-url", monitor_url]
+        if batch_rows is not None:
+            command += ["--monitor-batch-rows", str(batch_rows)]
     return run.Server(
         name,
         f"http://127.0.0.1:{port}/v2/models/{model}/infer",
@@ -169,6 +178,12 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="every server on CPU 0 alone; the load generator, sidecars and sink on CPU 1 (like pods "
         "whose containers have their own CPU: the sidecar's work no longer comes out of the server's)",
+    )
+    parser.add_argument(
+        "--monitor-batch-rows",
+        type=int,
+        default=None,
+        help="the servers' --monitor-batch-rows (default: theirs, 1024): rows per POST to the sidecar",
     )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -205,9 +220,26 @@ def main(argv: list[str]) -> int:
                 store,
                 cost_work,
                 monitor_url=f"http://127.0.0.1:{sink_port}",
+                batch_rows=args.monitor_batch_rows,
             ),
-            server("attached", args.model, entry["digest"], store, cost_work, monitor_url=plain_url),
-            server("attached+log", args.model, entry["digest"], store, cost_work, monitor_url=log_url),
+            server(
+                "attached",
+                args.model,
+                entry["digest"],
+                store,
+                cost_work,
+                monitor_url=plain_url,
+                batch_rows=args.monitor_batch_rows,
+            ),
+            server(
+                "attached+log",
+                args.model,
+                entry["digest"],
+                store,
+                cost_work,
+                monitor_url=log_url,
+                batch_rows=args.monitor_batch_rows,
+            ),
         ]
         try:
             for item in servers:
@@ -262,7 +294,8 @@ def main(argv: list[str]) -> int:
     checks["decisions written"] = float(report.records)
     print()
     print(f"model {args.model}, {args.repeat} x {args.duration:g} s per point, medians"
-          + (", servers pinned to CPU 0, everything else to CPU 1" if args.pin else "") + "; "
+          + (", servers pinned to CPU 0, everything else to CPU 1" if args.pin else "")
+          + (f", --monitor-batch-rows {args.monitor_batch_rows}" if args.monitor_batch_rows else "") + "; "
           f"1-minute load average {loads[0]:.1f} at start, {loads[-1]:.1f} at end")  # fmt: skip
     print()
     sidecar_us = {
