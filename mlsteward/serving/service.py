@@ -302,7 +302,9 @@ class Service:
         rid: str,
     ) -> None:
         try:
-            feeds = challenger.runtime.feeds(request.columns, request.matrix)
+            # The matrix is in the champion's feature order: only a challenger with the same order takes it.
+            same_order = challenger.signature.names == tuple(request.columns)
+            feeds = challenger.runtime.feeds(request.columns, request.matrix if same_order else None)
             outputs = await challenger.batcher.submit(feeds, request.rows)
         except Exception as error:
             _log.warning("shadow scoring on version %s failed: %s", challenger.version, error)
