@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import yaml
 
-from mlsteward.monitoring import settings
+from mlsteward.monitoring import cli, settings
 
 DIGEST = "a" * 64
 
@@ -67,3 +67,8 @@ def test_durations_use_the_api_grammar(text: str, seconds: float) -> None:
 def test_a_bad_duration_is_refused() -> None:
     with pytest.raises(ValueError, match="duration"):
         settings.parse_duration("5 minutes")
+
+
+def test_the_sidecar_asks_the_c_allocator_to_keep_freed_memory_for_reuse() -> None:
+    """glibc (Debian, the image and CI) takes the settings; they bound what is kept to 64 MiB."""
+    assert cli.keep_freed_memory()
