@@ -21,6 +21,9 @@ MIN_BACKOFF = 0.5
 MAX_BACKOFF = 60.0
 # A deferred write waits for the queue to be idle, but never longer than this, in seconds.
 MAX_DEFER = 30.0
+# ... and until no key was added for this long, in seconds: objects created in a burst arrive
+# one watch event at a time, so the queue is briefly idle between them.
+QUIET_BEFORE_DEFERRED = 0.5
 DEFERRED_AT_ONCE = 32
 
 
@@ -45,6 +48,7 @@ class WorkQueue:
             collections.deque()
         )
         self._deferred_added = asyncio.Event()
+        self._last_added = 0.0
         self.done = 0
         """Reconciles finished so far (failed ones too)."""
         self.observe: Callable[[str, float], None] = lambda kind, seconds: None
@@ -70,6 +74,7 @@ class WorkQueue:
                 existing[1].cancel()
             self._timers[key] = (due, loop.call_later(delay, self._fire, key))
             return
+        self._last_added = time.monotonic()
         if key in self._running:
             self._again.add(key)
         elif key not in self._queued:
@@ -80,9 +85,13 @@ class WorkQueue:
         self._timers.pop(key, None)
         self.add(key)
 
+    def quiet(self) -> bool:
+        """Idle, and no key added for :data:`QUIET_BEFORE_DEFERRED` seconds."""
+        return self.idle() and time.monotonic() - self._last_added >= QUIET_BEFORE_DEFERRED
+
     def defer(self, key: Key, write: Callable[[], Awaitable[None]]) -> None:
-        """Run ``write`` (a pass's status write) once no key waits or is being reconciled, or
-        after :data:`MAX_DEFER` seconds: during a burst, creations go first. A failed write
+        """Run ``write`` (a pass's status write) once the queue is :meth:`quiet`, or after
+        :data:`MAX_DEFER` seconds: during a burst, creations go first. A failed write
         reconciles ``key`` afresh."""
         self._deferred.append((time.monotonic() + MAX_DEFER, key, write))
         self._deferred_added.set()
@@ -96,7 +105,7 @@ class WorkQueue:
                 await self._deferred_added.wait()
                 continue
             due, key, write = self._deferred[0]
-            if not self.idle() and time.monotonic() < due:
+            if not self.quiet() and time.monotonic() < due:
                 await asyncio.sleep(0.05)
                 continue
             self._deferred.popleft()

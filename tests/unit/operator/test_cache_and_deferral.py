@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from mlsteward.operator import cache
-from mlsteward.operator.queue import Key, WorkQueue
+from mlsteward.operator.queue import QUIET_BEFORE_DEFERRED, Key, WorkQueue
 
 Json = dict[str, Any]
 
@@ -86,12 +87,14 @@ def test_a_cached_job_keeps_only_what_the_model_reconciler_reads() -> None:
     assert kept["metadata"]["ownerReferences"] == job["metadata"]["ownerReferences"]
 
 
-def test_deferred_writes_wait_for_the_queue_to_be_idle_and_a_failed_one_reconciles_afresh() -> None:
+def test_deferred_writes_wait_for_a_quiet_queue_and_a_failed_one_reconciles_afresh() -> None:
     order: list[str] = []
     gate = asyncio.Event()
+    times: dict[str, float] = {}
 
     async def reconcile(key: Key) -> float | None:
         order.append(f"pass {key[2]}")
+        times[f"pass {key[2]}"] = time.monotonic()
         if key[2] == "busy":
             await gate.wait()
         return None
@@ -104,6 +107,7 @@ def test_deferred_writes_wait_for_the_queue_to_be_idle_and_a_failed_one_reconcil
 
         async def write() -> None:
             order.append("status a")
+            times["status a"] = time.monotonic()
 
         async def failing() -> None:
             order.append("status b")
@@ -114,8 +118,11 @@ def test_deferred_writes_wait_for_the_queue_to_be_idle_and_a_failed_one_reconcil
         await asyncio.sleep(0.3)
         order.append("burst over")
         gate.set()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.05)
+        queue.add(("Model", "ns", "late"))  # one more object of the burst: quiet starts again
+        await asyncio.sleep(QUIET_BEFORE_DEFERRED + 0.4)
         task.cancel()
 
     asyncio.run(scenario())
-    assert order == ["pass busy", "burst over", "status a", "status b", "pass b"]
+    assert order == ["pass busy", "burst over", "pass late", "status a", "status b", "pass b"]
+    assert times["status a"] - times["pass late"] >= QUIET_BEFORE_DEFERRED - 0.01
