@@ -4,9 +4,12 @@ Same machine, same run, same models (see models.py), same request body: one Open
 Protocol v2 request with one ``[N, 20]`` FP32 tensor, which every server accepts. The load comes
 from ``wrk`` (Debian package) with a Lua script for the POST body, in its own process, for a
 bounded time per point, at concurrency 1, 8 and 32 with 1 row per request, plus 32 rows per
-request at concurrency 8 for rows/s. Each point is measured ``--repeat`` times, the servers
-interleaved within a round so that noise from other work on the machine spreads over all of
-them; the table shows the median of the repeats.
+request at concurrency 8 for rows/s. mlsteward is also sent the 32-row request with the same
+values as binary tensor data (the protocol's binary extension, as ``tritonclient`` sends it:
+``Inference-Header-Content-Length`` and ``parameters.binary_data_size``), reported as the
+separate row ``mlsteward-binary`` (the same server process). Each point is measured
+``--repeat`` times, the servers interleaved within a round so that noise from other work on the
+machine spreads over all of them; the table shows the median of the repeats.
 
 Servers:
 
@@ -16,6 +19,9 @@ Servers:
 - ``mlserver-tuned``: the same with ``parallel_workers: 0`` (inference in the server process),
   metrics endpoint off, debug off.
 - ``kserve``: KServe 0.21's model server with a scikit-learn model (peers/kserve_sklearn.py).
+- ``mlsteward-baseline`` (with ``--baseline DIR``): the same server from another checkout of the
+  repository (``DIR/mlsteward``, e.g. ``git archive <commit> mlsteward | tar -x -C DIR``), to
+  compare two versions of mlsteward in one run.
 - ``onnxruntime``: the floor: ``InferenceSession.run`` called in this process by ``c`` threads
   (no HTTP, no JSON, no validation).
 
@@ -25,6 +31,7 @@ mlsteward). A peer that cannot be installed or started is reported as such, neve
 Usage::
 
     .venv/bin/python bench/serving/run.py [--models gbt,rf,logreg] [--duration 5] [--repeat 3]
+        [--no-peers] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -72,6 +79,25 @@ def body(rows: int, seed: int = 0) -> bytes:
     ).encode()
 
 
+def binary_body(rows: int, seed: int = 0) -> tuple[bytes, int]:
+    """The same tensor as :func:`body`, as binary tensor data; returns the body and its JSON length."""
+    rng = np.random.default_rng(seed)
+    data = np.round(rng.normal(size=(rows, 20)), 4).astype("<f4").tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [rows, 20],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(data)},
+                }
+            ]
+        }
+    ).encode()
+    return header + data, len(header)
+
+
 def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -96,8 +122,10 @@ class Server:
         command: list[str],
         cwd: pathlib.Path,
         log: pathlib.Path,
+        environment: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.environment = environment
         self.infer_url = infer_url
         self.ready_url = ready_url
         self.command = command
@@ -114,6 +142,7 @@ class Server:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=self.environment,
             )
         try:
             wait_http(self.ready_url, timeout, self.process)
@@ -141,14 +170,31 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def wrk(url: str, payload: bytes, concurrency: int, duration: float, work: pathlib.Path) -> dict[str, float]:
-    script = work / f"post-{len(payload)}.lua"
+def wrk(
+    url: str,
+    payload: bytes,
+    concurrency: int,
+    duration: float,
+    work: pathlib.Path,
+    *,
+    json_length: int | None = None,
+) -> dict[str, float]:
+    """One wrk run; with ``json_length``, the payload is binary tensor data after a JSON object."""
+    script = work / f"post-{len(payload)}{'-binary' if json_length is not None else ''}.lua"
     if not script.exists():
-        text = payload.decode()
-        script.write_text(
-            f'wrk.method = "POST"\nwrk.body = [==[{text}]==]\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
+        if json_length is None:
+            text = payload.decode()
+            script.write_text(
+                f'wrk.method = "POST"\nwrk.body = [==[{text}]==]\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
+        else:  # decimal escapes: a Lua long string would turn CR LF bytes into LF
+            escaped = "".join(f"\\{byte}" for byte in payload)
+            script.write_text(
+                f'wrk.method = "POST"\nwrk.body = "{escaped}"\n'
+                'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+                f'wrk.headers["Inference-Header-Content-Length"] = "{json_length}"\n'
+            )
     output = subprocess.run(
         [
             "wrk",
@@ -280,15 +326,26 @@ def kserve(model: str, joblib_path: str, work: pathlib.Path) -> Server:
     )
 
 
-def mlsteward(model: str, digest: str, store: pathlib.Path, work: pathlib.Path, sink_port: int) -> Server:
-    folder = work / "mlsteward" / model
+def mlsteward(
+    model: str,
+    digest: str,
+    store: pathlib.Path,
+    work: pathlib.Path,
+    sink_port: int,
+    *,
+    baseline: pathlib.Path | None = None,
+) -> Server:
+    name = "mlsteward" if baseline is None else "mlsteward-baseline"
+    folder = work / name / model
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "routing.json").write_text(
         json.dumps({"model": model, "champion": {"version": "1", "digest": digest}})
     )
     port = free_port()
     command = [
-        str(PYTHON.parent / "mlsteward"),
+        str(PYTHON),
+        "-m",
+        "mlsteward.cli",
         "serve",
         "--routing",
         str(folder / "routing.json"),
@@ -302,12 +359,14 @@ def mlsteward(model: str, digest: str, store: pathlib.Path, work: pathlib.Path, 
         "warning",
     ]
     return Server(
-        "mlsteward",
+        name,
         f"http://127.0.0.1:{port}/v2/models/{model}/infer",
         f"http://127.0.0.1:{port}/v2/health/ready",
         command=command,
         cwd=folder,
-        log=work / f"mlsteward-{model}.log",
+        log=work / f"{name}-{model}.log",
+        # The baseline's package first on the path: it wins over this checkout's editable install.
+        environment=None if baseline is None else {**os.environ, "PYTHONPATH": str(baseline)},
     )
 
 
@@ -343,6 +402,7 @@ def measure(
     servers: list[Server],
     onnx: pathlib.Path,
     payloads: dict[int, bytes],
+    binary_payload: tuple[bytes, int],
     *,
     duration: float,
     repeat: int,
@@ -357,14 +417,23 @@ def measure(
                     continue
                 if round_ == 0:  # warm-up, not recorded
                     wrk(server.infer_url, payloads[rows], concurrency, 1, work)
-                result = wrk(server.infer_url, payloads[rows], concurrency, duration, work)
-                results.setdefault((server.name, rows, concurrency), []).append(result)
-                print(
-                    f"  round {round_ + 1} {server.name:15} rows={rows:<3} c={concurrency:<3} "
-                    f"{result['rps']:9.0f} req/s  p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms"
-                    + (f"  ERRORS {result['errors']}" if result["errors"] else ""),
-                    flush=True,
-                )
+                variants = [(server.name, payloads[rows], None)]
+                if rows == BATCH_ROWS and server.name == "mlsteward":
+                    variants.append(("mlsteward-binary", *binary_payload))
+                for name, payload, json_length in variants:
+                    if round_ == 0 and json_length is not None:
+                        wrk(server.infer_url, payload, concurrency, 1, work, json_length=json_length)
+                    result = wrk(
+                        server.infer_url, payload, concurrency, duration, work, json_length=json_length
+                    )
+                    results.setdefault((name, rows, concurrency), []).append(result)
+                    print(
+                        f"  round {round_ + 1} {name:18} rows={rows:<3} c={concurrency:<3} "
+                        f"{result['rps']:9.0f} req/s  p50 {result['p50']:7.2f} ms  "
+                        f"p99 {result['p99']:7.2f} ms"
+                        + (f"  ERRORS {result['errors']}" if result["errors"] else ""),
+                        flush=True,
+                    )
             floor = onnxruntime_floor(onnx, rows, concurrency, duration)
             results.setdefault(("onnxruntime", rows, concurrency), []).append(floor)
     return results
@@ -383,6 +452,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=pathlib.Path, default=pathlib.Path("/tmp/mlsteward-bench-serving"))
     parser.add_argument("--no-peers", action="store_true", help="measure mlsteward and ONNX Runtime only")
+    parser.add_argument(
+        "--baseline",
+        type=pathlib.Path,
+        help="a folder holding another version's mlsteward package, served as mlsteward-baseline",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get update && apt-get install -y wrk", file=sys.stderr)
@@ -397,13 +471,21 @@ def main(argv: list[str]) -> int:
     index = json.loads(index_path.read_text()) if index_path.exists() else bench_models.build(work / "models")
     peers_missing = "not requested (--no-peers)" if args.no_peers else ensure_peers()
     payloads = {1: body(1), BATCH_ROWS: body(BATCH_ROWS)}
+    binary_payload = binary_body(BATCH_ROWS)
     loads = [os.getloadavg()[0]]
     table: list[tuple[str, str, int, int, dict[str, float]]] = []
     unavailable: dict[str, str] = {}
     with sink() as sink_port:
         for model in args.models.split(","):
             entry = index["models"][model]
-            servers = [mlsteward(model, entry["digest"], work / "models" / "store", work, sink_port)]
+            store = work / "models" / "store"
+            servers = [mlsteward(model, entry["digest"], store, work, sink_port)]
+            if args.baseline is not None:
+                servers.append(
+                    mlsteward(
+                        model, entry["digest"], store, work, sink_port, baseline=args.baseline.resolve()
+                    )
+                )
             if peers_missing is None:
                 servers += [
                     mlserver("mlserver", model, entry["joblib"], work, tuned=False),
@@ -421,6 +503,7 @@ def main(argv: list[str]) -> int:
                     servers,
                     work / "models" / model / "model.onnx",
                     payloads,
+                    binary_payload,
                     duration=args.duration,
                     repeat=args.repeat,
                     work=work,
@@ -445,15 +528,15 @@ def print_table(
 ) -> None:
     print(
         f"\nmedian of {args.repeat} runs of {args.duration:g} s each; {os.cpu_count()} CPUs; wrk -t1; "
-        "body: one [N, 20] FP32 tensor"
+        "body: one [N, 20] FP32 tensor (mlsteward-binary: the same values as binary tensor data)"
     )
     print(
-        f"{'model':7} {'server':15} {'rows':>4} {'c':>3} {'req/s':>9} {'rows/s':>9} "
+        f"{'model':7} {'server':18} {'rows':>4} {'c':>3} {'req/s':>9} {'rows/s':>9} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
     )
     for model, name, rows, concurrency, result in sorted(table, key=lambda r: (r[0], r[2], r[3], r[1])):
         print(
-            f"{model:7} {name:15} {rows:>4} {concurrency:>3} {result['rps']:>9.0f} "
+            f"{model:7} {name:18} {rows:>4} {concurrency:>3} {result['rps']:>9.0f} "
             f"{result['rps'] * rows:>9.0f} {result['p50']:>8.2f} {result['p99']:>8.2f} "
             f"{result['errors']:>6.0f}"
         )
@@ -466,9 +549,21 @@ def print_table(
                 f"{model} c=8 1 row: mlsteward / MLServer tuned = {ours['rps'] / tuned['rps']:.2f}x req/s, "
                 f"p99 {ours['p99']:.2f} ms vs {tuned['p99']:.2f} ms ({ours['p99'] / tuned['p99']:.2f} of it)"
             )
-        batch = lookup.get((model, "mlsteward", BATCH_ROWS, 8))
-        if batch:
-            print(f"{model} c=8 {BATCH_ROWS} rows/request: mlsteward {batch['rps'] * BATCH_ROWS:,.0f} rows/s")
+        for name in ("mlsteward", "mlsteward-binary", "mlsteward-baseline"):
+            batch = lookup.get((model, name, BATCH_ROWS, 8))
+            if batch:
+                rows_per_s = batch["rps"] * BATCH_ROWS
+                print(
+                    f"{model} c=8 {BATCH_ROWS} rows/request: {name} {rows_per_s:,.0f} rows/s "
+                    f"({'meets' if rows_per_s >= 100_000 else 'misses'} the 100,000 rows/s target)"
+                )
+        baseline = lookup.get((model, "mlsteward-baseline", 1, 8))
+        if ours and baseline:
+            print(
+                f"{model} c=8 1 row: mlsteward / mlsteward-baseline = "
+                f"{ours['rps'] / baseline['rps']:.2f}x req/s, "
+                f"p99 {ours['p99']:.2f} ms vs {baseline['p99']:.2f} ms"
+            )
     if peers_missing:
         print(f"peers not measured: {peers_missing}")
     for name, reason in unavailable.items():
