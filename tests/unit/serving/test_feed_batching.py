@@ -68,21 +68,21 @@ async def _scenario() -> tuple[list[list[str]], list[list[str]], list[list[str]]
     _offer(monitor, "a", 1)
     _offer(monitor, "b", 2)
     await asyncio.sleep(0.3)
-    before_full = [d["request_ids"] for d in receiver.documents]
+    before_full = [batches.row_ids(d) or [] for d in receiver.documents]
     _offer(monitor, "c", 1)  # the group reaches 4 rows: sent now, not after 30 s
     _offer(monitor, "s", 1, route="shadow")  # another group, 1 row: waits
     for _ in range(50):
         if receiver.documents:
             break
         await asyncio.sleep(0.05)
-    when_full = [d["request_ids"] for d in receiver.documents]
+    when_full = [batches.row_ids(d) or [] for d in receiver.documents]
     _offer(monitor, "d", 3)
     task.cancel()  # shutdown sends what is left, however small
     with contextlib.suppress(asyncio.CancelledError):
         await task
     server.close()
     spent = registry.get_sample_value("mlsteward_serving_monitor_feed_seconds_total") or 0.0
-    return before_full, when_full, [d["request_ids"] for d in receiver.documents], spent
+    return before_full, when_full, [batches.row_ids(d) or [] for d in receiver.documents], spent
 
 
 def test_full_groups_go_at_once_the_rest_at_the_interval_or_shutdown() -> None:
