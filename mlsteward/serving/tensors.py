@@ -101,8 +101,11 @@ def numbers(data: Any, datatype: str, where: str, expected: int | None = None) -
             low, high = _INTEGER_RANGES[datatype]
             if finite.min() < low or finite.max() > high:
                 raise errors.BadRequestError(f"{where}: a value is outside the range of {datatype}")
-    with np.errstate(over="ignore"):  # overflow is checked below, with a message
-        result: _FloatArray = flat.astype(np.float32)
+    if flat.dtype.kind == "f" and flat.dtype.itemsize > 4:
+        with np.errstate(over="ignore"):  # overflow is checked below, with a message
+            result: _FloatArray = flat.astype(np.float32)
+    else:  # nothing to overflow, and np.errstate costs more than the cast of a small array
+        result = flat.astype(np.float32)
     if flat.dtype.kind == "f" and np.isinf(result).any():
         # Checked after the cast: NaN (missing) is allowed, and a max() over data holding NaN would
         # be NaN and hide an overflowing neighbour.
