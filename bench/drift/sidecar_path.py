@@ -122,13 +122,13 @@ def measure(ref: profiles.Reference, rows: int, request_rows: int, repeat: int) 
     posts = label_posts(ids, request_rows)
     layout = new_monitor(ref).layout
     options = {"max_rows": 100_000, "max_missing_share": 0.5}
-    documents = [batches.decode_binary(body) for body in bodies]
-    parsed = [batches.parse(batches.decode_binary(body), layout, **options) for body in bodies]
+    documents = [batches.decode_binary(body, compact=True) for body in bodies]
+    parsed = [batches.parse(batches.decode_binary(body, compact=True), layout, **options) for body in bodies]
 
     def whole() -> None:
         monitor = new_monitor(ref)
         for number, (body, post) in enumerate(zip(bodies, posts, strict=True)):
-            batch = batches.parse(batches.decode_binary(body), monitor.layout, **options)
+            batch = batches.parse(batches.decode_binary(body, compact=True), monitor.layout, **options)
             monitor.ingest(batch, now=number * 0.01)
             if post is not None:
                 monitor.ingest_labels(post, now=number * 0.01)
@@ -136,7 +136,7 @@ def measure(ref: profiles.Reference, rows: int, request_rows: int, repeat: int) 
 
     def decode() -> None:
         for body in bodies:
-            batches.decode_binary(body)
+            batches.decode_binary(body, compact=True)
 
     def parse() -> None:
         for document in documents:

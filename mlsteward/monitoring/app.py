@@ -123,7 +123,7 @@ class App:
             self._reading -= 1
         if _content_type(scope) == batches.BINARY_CONTENT_TYPE.encode():
             try:
-                return batches.decode_binary(body)
+                return batches.decode_binary(body, compact=True)
             except batches.BatchError as error:
                 status = 400 if error.reason == "malformed_json" else 422
                 raise HttpError(status, str(error), error.reason) from error

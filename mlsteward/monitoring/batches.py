@@ -178,9 +178,14 @@ def parse(
 _MAX_EXPANDED_ROWS = 10_000_000  # a bound on ``request_rows`` before any row id is made
 
 
-def decode_binary(body: bytes) -> dict[str, Any]:
+def decode_binary(body: bytes, *, compact: bool = False) -> dict[str, Any]:
     """The document of a binary ``POST /v1/rows`` body (contracts §4): the header JSON with each
-    ``{"$array": [dtype, offset, count]}`` replaced by a read-only numpy view of the bytes."""
+    ``{"$array": [dtype, offset, count]}`` replaced by a read-only numpy view of the bytes.
+
+    ``request_ids`` + ``request_rows`` (one id per request) become one id per row, the JSON form,
+    unless ``compact``: then the pair stays as it came (what the sidecar does: its label join
+    buffer keeps one entry per request; ``row_ids`` gives the row ids where they are needed).
+    """
     if len(body) < 4:
         raise BatchError("malformed_json", "the binary body is shorter than its 4-byte header length")
     length = int.from_bytes(body[:4], "little")
@@ -215,6 +220,9 @@ def decode_binary(body: bytes) -> dict[str, Any]:
             for key in list(inner):
                 inner[key] = resolve(inner[key], f"{section}.{key}")
     _check_request_rows(document)
+    if not compact and "request_rows" in document:
+        document["request_ids"] = row_ids(document)
+        del document["request_rows"]
     _expand_label_names(document)
     return document
 

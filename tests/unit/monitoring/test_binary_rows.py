@@ -34,10 +34,14 @@ def test_request_rows_stay_one_id_per_request_and_label_names_expand_to_one_labe
             "prediction": {"label": np.array([1, 0, 1, 1], np.int32), "label_names": ["no", "yes"]},
         }
     )
-    document = batches.decode_binary(body)
-    assert document["request_ids"] == ["a", "b"]  # the join buffer keeps one entry per request
-    assert batches.row_ids(document) == ["a", "b:0", "b:1", "b:2"]
-    assert document["prediction"] == {"label": ["yes", "no", "yes", "yes"]}
+    compact = batches.decode_binary(body, compact=True)  # what the sidecar reads
+    assert compact["request_ids"] == ["a", "b"]  # the join buffer keeps one entry per request
+    assert batches.row_ids(compact) == ["a", "b:0", "b:1", "b:2"]
+    assert compact["prediction"] == {"label": ["yes", "no", "yes", "yes"]}
+    expanded = batches.decode_binary(body)  # the JSON form's one id per row
+    assert expanded["request_ids"] == ["a", "b:0", "b:1", "b:2"]
+    assert "request_rows" not in expanded
+    assert batches.row_ids(expanded) == ["a", "b:0", "b:1", "b:2"]
 
 
 def framed(header: bytes) -> bytes:

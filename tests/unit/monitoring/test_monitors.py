@@ -374,7 +374,7 @@ def test_a_binary_body_with_multi_row_requests_counts_and_joins_like_one_id_per_
         {"request_ids": asked, "labels": truth[::-1] + ["1"] * 3}, "classification", 2_000
     )
     results = []
-    for body in (per_row, batches.decode_binary(feed.encode_binary(compact))):
+    for body in (per_row, batches.decode_binary(feed.encode_binary(compact), compact=True)):
         monitor = _monitor(reference, size=1_000)
         batch = batches.parse(body, monitor.layout, max_rows=10_000, max_missing_share=0.5)
         monitor.ingest(batch, 1.0)
