@@ -7,6 +7,7 @@ import json
 import pathlib
 import shutil
 import signal
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -185,4 +186,20 @@ def test_the_uvicorn_transport_serves_the_same_application(start_server: Any, st
     assert response.status_code == 200 and response.json()["id"] == "u"
     assert server.client.post("/v2/models/credit/infer", content=b"{").status_code == 400
     assert server.client.post("/v2/models/credit/infer", content=b" " * (5 << 20)).status_code == 413
+    # Binary tensor data: the Inference-Header-Content-Length header reaches the application.
+    document = per_feature(rows=2, id="b", parameters={"binary_data_output": True})
+    income = document["inputs"][0]
+    raw = struct.pack("<2f", *income.pop("data"))
+    income.update(datatype="FP32", parameters={"binary_data_size": len(raw)})
+    header = orjson.dumps(document)
+    response = server.client.post(
+        "/v2/models/credit/infer",
+        content=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 200, response.text
+    length = int(response.headers["inference-header-content-length"])
+    answer = orjson.loads(response.content[:length])
+    assert answer["id"] == "b" and answer["outputs"][1]["parameters"] == {"binary_data_size": 2 * 2 * 4}
+    assert len(response.content) == length + 2 * 8 + 2 * 2 * 4  # INT64 labels, FP32 probabilities
     assert server.stop() == 0
