@@ -6,6 +6,8 @@ Starts its own local control plane, then for each count N and each mode:
   a watch (what any controller pays at least);
 - ``models``: the client POSTs the N Models, no operator runs; "latency" is the POST's round
   trip, and "all Jobs" the time until all N Models exist: no operator's Jobs can be sooner;
+- ``chained``: the client POSTs each Model and, as soon as it is created, its Job: an operator
+  with zero cost of its own (no watch delay, no reads) could not be faster than this;
 - ``kopf-minimal``: bench/operator/minimal_operator.py (one kopf create handler, one POST);
 - ``mlsteward``: ``mlsteward operator`` (level-based reconcile, Job, status, Events);
 - ``baseline``: ``mlsteward operator`` from the checkout at ``$MLSTEWARD_BENCH_BASELINE_TREE``
@@ -248,7 +250,7 @@ async def _run(
     cp.kubectl("create", "namespace", namespace)
     cp.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(_QUOTA))
     process = None
-    if mode not in {"floor", "models"}:
+    if mode not in {"floor", "models", "chained"}:
         process = _spawn(cp, mode, namespace)
         await asyncio.sleep(4)  # started and watching
     api = Api(cp)
@@ -267,6 +269,9 @@ async def _run(
                 await api.post(f"/apis/mlsteward.io/v1alpha1/namespaces/{namespace}/models", _model(name))
                 seen[f"{name}-v1"] = time.perf_counter()
             elif mode == "floor":
+                await api.post(f"/apis/batch/v1/namespaces/{namespace}/jobs", _job(name))
+            elif mode == "chained":
+                await api.post(f"/apis/mlsteward.io/v1alpha1/namespaces/{namespace}/models", _model(name))
                 await api.post(f"/apis/batch/v1/namespaces/{namespace}/jobs", _job(name))
             else:
                 await api.post(f"/apis/mlsteward.io/v1alpha1/namespaces/{namespace}/models", _model(name))
