@@ -197,12 +197,15 @@ def _operator_command(mode: str, namespace: str) -> list[str]:
 
 def _spawn(cp: controlplane.ControlPlane, mode: str, namespace: str) -> subprocess.Popen[bytes]:
     log = open(tempfile.mktemp(prefix=f"{mode}-", suffix=".log"), "wb")  # noqa: SIM115
-    env = cp.env()
+    env, cwd = cp.env(), None
     if mode == "baseline":
         # The operator of another checkout (e.g. `git worktree add /tmp/base HEAD~1`), measured
-        # in the same run as this one: the only fair comparison on a shared machine.
-        env["PYTHONPATH"] = os.environ["MLSTEWARD_BENCH_BASELINE_TREE"]
-    return subprocess.Popen(_operator_command(mode, namespace), env=env, stdout=log, stderr=subprocess.STDOUT)
+        # in the same run as this one: the only fair comparison on a shared machine. `python -m`
+        # puts the working directory first on sys.path, ahead of the editable install.
+        cwd = os.environ["MLSTEWARD_BENCH_BASELINE_TREE"]
+    return subprocess.Popen(
+        _operator_command(mode, namespace), env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 class _Writes:
