@@ -128,11 +128,12 @@ class Operator:
         await self.queue.run()
 
     async def _release_memory_when_idle(self) -> None:
-        """After a burst of work, once the queue is idle, give the freed memory back."""
+        """After a burst of work, once the queue is quiet (not merely idle between two watch events
+        of the burst: a full collection stalls the event loop), give the freed memory back."""
         released_at = 0
         while True:
             await asyncio.sleep(RELEASE_CHECK_SECONDS)
-            if self.queue.done - released_at >= RELEASE_AFTER_PASSES and self.queue.idle():
+            if self.queue.done - released_at >= RELEASE_AFTER_PASSES and self.queue.quiet():
                 released_at = self.queue.done
                 memory.release()
 
