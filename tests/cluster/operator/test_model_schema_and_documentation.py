@@ -59,7 +59,8 @@ def test_a_shared_schema_reaches_the_job_and_undocumented_versions_are_not_promo
         for c in sent.feature_schema.columns or []
     ] == COLUMNS
     assert sent.feature_schema.config_map_ref is not None
-    [v1] = kit.model_status("credit")["versions"]
+    # The version's record follows its Job (the status write waits for a quiet work queue).
+    [v1] = kit.wait_for("version 1 in status", lambda: kit.model_status("credit").get("versions"))
     assert v1["specHash"] == api_model.spec_hash(sent)  # the hash the trainer will record
     assert v1["documentationMissing"] == ["card.owners"]
 
