@@ -108,6 +108,13 @@ def _ssl_context(info: login.Credentials) -> ssl.SSLContext | bool:
     return context
 
 
+def _headers(info: login.Credentials) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if info.token:
+        headers["Authorization"] = f"Bearer {info.token}"
+    return headers
+
+
 class Client:
     """A small async client over the paths the operator uses.
 
@@ -163,15 +170,11 @@ class Client:
         API server ends the stream; :class:`KubeError` when it cannot be opened or breaks
         (``read_timeout``: seconds without a byte, e.g. an API server gone silent)."""
         session, info = await self._ensure_watches()
-        headers = {"Accept": "application/json"}
-        if info.token:
-            headers["Authorization"] = f"Bearer {info.token}"
-        url = info.server.rstrip("/") + url_path
         try:
             async with session.get(
-                url,
+                info.server.rstrip("/") + url_path,
                 params={**params, "watch": "true"},
-                headers=headers,
+                headers=_headers(info),
                 timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=read_timeout),
             ) as response:
                 if response.status == 401:
@@ -204,9 +207,7 @@ class Client:
         content_type: str = "application/json",
     ) -> Any:
         session, info = await self._ensure()
-        headers = {"Accept": "application/json"}
-        if info.token:
-            headers["Authorization"] = f"Bearer {info.token}"
+        headers = _headers(info)
         data = None if body is None else orjson.dumps(body)
         if data is not None:
             headers["Content-Type"] = content_type
