@@ -32,6 +32,18 @@ ESTIMATORS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def numeric_schema(features: list[str]) -> dict[str, Any]:
+    """The schema section of the bench models' artifacts: binary classification over numerics."""
+    return {
+        "task": "classification",
+        "target": "y",
+        "features": [{"name": name, "kind": "numeric"} for name in features],
+        "classes": ["0", "1"],
+        "positive_class": "1",
+        "sensitive": [],
+    }
+
+
 def make_data(rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray[Any, Any]]:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, len(FEATURES)))
@@ -61,14 +73,7 @@ def build(out: pathlib.Path, rows: int = 20_000) -> dict[str, Any]:
         estimator = classes[class_name](**params, random_state=0)
         fitted = pipeline.build_pipeline(estimator, FEATURES, []).fit(frame, target)
         model_bytes = conversion.to_onnx(fitted, FEATURES, [], "classification")
-        schema = {
-            "task": "classification",
-            "target": "y",
-            "features": [{"name": f, "kind": "numeric"} for f in FEATURES],
-            "classes": ["0", "1"],
-            "positive_class": "1",
-            "sensitive": [],
-        }
+        schema = numeric_schema(FEATURES)
         profile = profiles.build_features(frame, FEATURES, [])
         ref = artifacts.write_artifact(
             out / "store",

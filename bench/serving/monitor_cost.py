@@ -91,14 +91,7 @@ def reference(work: pathlib.Path, features: list[str]) -> tuple[pathlib.Path, st
         prediction_label=["1" if value >= 0.5 else "0" for value in score],
         prediction_score=score,
     )
-    schema = {
-        "task": "classification",
-        "target": "y",
-        "features": [{"name": name, "kind": "numeric"} for name in features],
-        "classes": ["0", "1"],
-        "positive_class": "1",
-        "sensitive": [],
-    }
+    schema = bench_models.numeric_schema(features)
     ref = artifacts.write_artifact(
         work / "reference",
         {"profile.json": artifacts.canonical_json(profile), "schema.json": artifacts.canonical_json(schema)},
